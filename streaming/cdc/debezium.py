@@ -1,0 +1,252 @@
+"""Debezium change-event envelopes: build them (local capture, demo loader) and parse them.
+
+`parse_record` accepts what Debezium's PostgreSQL connector really emits through Kafka
+Connect's JsonConverter, with or without the schema/payload wrapper, and turns one Kafka
+record into the raw CDC row it stands for.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+OPS = ("c", "u", "d", "r", "t")
+DEBEZIUM_VERSION = "2.7.3.Final"
+
+
+class DebeziumParseError(ValueError):
+    """A Kafka record that is not a readable Debezium change event."""
+
+
+@dataclass(frozen=True)
+class CdcRecord:
+    table: str
+    schema: str
+    op: str
+    pk: str | None
+    before: str | None
+    after: str | None
+    lsn: int
+    tx_id: int | None
+    source_ts: datetime
+    snapshot: str | None
+
+    def to_raw_row(
+        self,
+        *,
+        ingested_at: datetime,
+        kafka_topic: str | None = None,
+        kafka_partition: int | None = None,
+        kafka_offset: int | None = None,
+    ) -> dict[str, Any]:
+        ingested = ingested_at.astimezone(UTC).replace(tzinfo=None) if ingested_at.tzinfo else ingested_at
+        return {
+            "op": self.op,
+            "pk": self.pk,
+            "before": self.before,
+            "after": self.after,
+            "lsn": self.lsn,
+            "tx_id": self.tx_id,
+            "source_ts": self.source_ts,
+            "snapshot": self.snapshot,
+            "kafka_topic": kafka_topic,
+            "kafka_partition": kafka_partition,
+            "kafka_offset": kafka_offset,
+            "ingested_at": ingested,
+            "ingest_date": ingested.date(),
+        }
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+# --- building ------------------------------------------------------------------------------
+
+
+def encode_value(value: Any) -> Any:
+    """A column value as Debezium encodes it with decimal.handling.mode=string."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # ZonedTimestamp
+    if isinstance(value, date):
+        return (value - date(1970, 1, 1)).days  # io.debezium.time.Date
+    return value
+
+
+def encode_row(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if row is None else {k: encode_value(v) for k, v in row.items()}
+
+
+def topic_for(prefix: str, schema: str, table: str) -> str:
+    return f"{prefix}.{schema}.{table}"
+
+
+def build_envelope(
+    *,
+    prefix: str,
+    db: str,
+    schema: str,
+    table: str,
+    op: str,
+    key_columns: tuple[str, ...],
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    lsn: int,
+    tx_id: int | None,
+    commit_ts: datetime,
+    snapshot: str = "false",
+    emitted_at: datetime | None = None,
+) -> tuple[bytes | None, bytes]:
+    """Key and value bytes of one change event, schemaless JSON as Debezium emits them."""
+    if op not in OPS:
+        raise ValueError(f"unknown op {op!r}")
+    row = after if after is not None else before
+    key = None
+    if op != "t" and row is not None and key_columns:
+        key = json.dumps({c: encode_value(row[c]) for c in key_columns}).encode()
+    commit_ms = int(commit_ts.timestamp() * 1000)
+    value = {
+        "before": encode_row(before),
+        "after": encode_row(after),
+        "source": {
+            "version": DEBEZIUM_VERSION,
+            "connector": "postgresql",
+            "name": prefix,
+            "ts_ms": commit_ms,
+            "snapshot": snapshot,
+            "db": db,
+            "sequence": json.dumps([None, str(lsn)]),
+            "schema": schema,
+            "table": table,
+            "txId": tx_id,
+            "lsn": lsn,
+            "xmin": None,
+        },
+        "op": op,
+        "ts_ms": int((emitted_at or datetime.now(UTC)).timestamp() * 1000),
+        "transaction": None,
+    }
+    return key, json.dumps(value, separators=(",", ":")).encode()
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def _load(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DebeziumParseError(f"{what} is not JSON: {error}") from None
+
+
+def _unwrap(document: Any) -> tuple[Any, dict[str, Any] | None]:
+    """Split JsonConverter's {"schema": ..., "payload": ...} wrapper when present."""
+    if isinstance(document, dict) and set(document) == {"schema", "payload"}:
+        return document["payload"], document["schema"]
+    return document, None
+
+
+def _field_schemas(schema: dict[str, Any] | None, name: str) -> dict[str, dict[str, Any]]:
+    if not schema:
+        return {}
+    for envelope_field in schema.get("fields", []):
+        if envelope_field.get("field") == name:
+            return {f["field"]: f for f in envelope_field.get("fields", []) if "field" in f}
+    return {}
+
+
+def _decode_logical(value: Any, field_schema: dict[str, Any] | None) -> Any:
+    """Decode Kafka Connect logical types that schemaless JSON cannot express plainly."""
+    if value is None or not field_schema:
+        return value
+    name = field_schema.get("name")
+    if name == "org.apache.kafka.connect.data.Decimal" and isinstance(value, str):
+        scale = int((field_schema.get("parameters") or {}).get("scale", 0))
+        unscaled = int.from_bytes(base64.b64decode(value), "big", signed=True)
+        return str(Decimal(unscaled).scaleb(-scale))
+    if name == "io.debezium.data.VariableScaleDecimal" and isinstance(value, dict):
+        unscaled = int.from_bytes(base64.b64decode(value["value"]), "big", signed=True)
+        return str(Decimal(unscaled).scaleb(-int(value["scale"])))
+    divisor = {
+        "io.debezium.time.Timestamp": 1_000,
+        "org.apache.kafka.connect.data.Timestamp": 1_000,
+        "io.debezium.time.MicroTimestamp": 1_000_000,
+        "io.debezium.time.NanoTimestamp": 1_000_000_000,
+    }.get(name or "")
+    if divisor and isinstance(value, int):
+        moment = datetime.fromtimestamp(value / divisor, tz=UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value
+
+
+def _row_json(row: Any, schema: dict[str, Any] | None, name: str) -> str | None:
+    if row is None:
+        return None
+    if not isinstance(row, dict):
+        raise DebeziumParseError(f"'{name}' must be an object or null")
+    fields = _field_schemas(schema, name)
+    return canonical_json({k: _decode_logical(v, fields.get(k)) for k, v in row.items()})
+
+
+def parse_record(key: bytes | None, value: bytes | None) -> CdcRecord | None:
+    """The raw CDC row a Kafka record stands for.
+
+    Returns None for records that carry no row change: tombstones (null value after a
+    delete), transaction metadata (BEGIN/END) and heartbeats. Raises DebeziumParseError for
+    anything else it cannot read, so the caller can dead-letter it with the reason.
+    """
+    if value is None:
+        return None
+    document, schema = _unwrap(_load(value, "value"))
+    if not isinstance(document, dict):
+        raise DebeziumParseError("value must be a JSON object")
+    if "status" in document and "id" in document and "op" not in document:
+        return None  # transaction metadata topic
+    if set(document) <= {"ts_ms"}:
+        return None  # heartbeat
+    op = document.get("op")
+    if op not in OPS:
+        raise DebeziumParseError(f"unknown or missing op {op!r}")
+    source = document.get("source")
+    if not isinstance(source, dict):
+        raise DebeziumParseError("missing source block")
+    table = source.get("table")
+    if not table:
+        raise DebeziumParseError("source.table is missing")
+    before, after = document.get("before"), document.get("after")
+    if op in ("c", "r", "u") and after is None:
+        raise DebeziumParseError(f"op {op!r} without 'after'")
+    if op == "d" and before is None:
+        raise DebeziumParseError("delete without 'before' (is REPLICA IDENTITY FULL set?)")
+    try:
+        lsn = int(source["lsn"])
+        ts_ms = int(source["ts_ms"])
+    except (KeyError, TypeError, ValueError):
+        raise DebeziumParseError("source.lsn and source.ts_ms must be integers") from None
+    tx_id = source.get("txId")
+    pk = None
+    if key is not None and op != "t":
+        key_doc, _ = _unwrap(_load(key, "key"))
+        if not isinstance(key_doc, dict):
+            raise DebeziumParseError("key must be a JSON object")
+        pk = canonical_json(key_doc)
+    snapshot = source.get("snapshot")
+    return CdcRecord(
+        table=str(table),
+        schema=str(source.get("schema") or "public"),
+        op=op,
+        pk=pk,
+        before=_row_json(before, schema, "before"),
+        after=_row_json(after, schema, "after"),
+        lsn=lsn,
+        tx_id=int(tx_id) if tx_id is not None else None,
+        source_ts=datetime.fromtimestamp(ts_ms / 1000, tz=UTC).replace(tzinfo=None),
+        snapshot=None if snapshot is None else str(snapshot).lower(),
+    )
