@@ -84,6 +84,9 @@ class Settings:
         "LLM_PROVIDER", "auto", "auto, vertex or deterministic (auto: vertex on gcp)"
     )
     vertex_model: str = _setting("VERTEX_MODEL", "gemini-2.5-flash", "Gemini model name")
+    partition_start_date: str = _setting(
+        "PARTITION_START_DATE", "2025-01-01", "First day of the daily partitions of event models"
+    )
     dagster_ui_url: str = _setting(
         "DAGSTER_UI_URL", "http://127.0.0.1:3000", "Base URL of the Dagster UI, for links"
     )

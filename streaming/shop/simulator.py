@@ -265,7 +265,8 @@ class SyntheticShop:
         rng = self.rng
         _, median, sigma, brands, nouns = catalog.CATEGORIES[category]
         product_id = next(self._product_ids)
-        price = max(Decimal("1.99"), money(median * math.exp(rng.gauss(0, sigma))) - Decimal("0.01"))
+        spread = min(max(rng.gauss(0, sigma), -1.5), 1.5)  # no $3,000 speakers
+        price = max(Decimal("1.99"), money(median * math.exp(spread)) - Decimal("0.01"))
         brand = rng.choice(brands)
         name = f"{brand} {rng.choice(catalog.ADJECTIVES)} {rng.choice(nouns)}"
         return {
@@ -512,16 +513,22 @@ class SyntheticShop:
 
     def _order_lifecycle(self, order_id: int, paid: datetime, total: Decimal) -> None:
         rng = self.rng
+        if rng.random() < 0.03:  # cancelled by the customer before shipping: refunded at once
+            refunded = paid + timedelta(hours=rng.uniform(1, 20))
+            self._refund(order_id, refunded, total)
+            return
         shipped = paid + timedelta(hours=rng.uniform(12, 48))
         delivered = shipped + timedelta(hours=rng.uniform(36, 120))
         self._schedule(shipped, [("update", "orders", (order_id,), {"status": "shipped"})])
         self._schedule(delivered, [("update", "orders", (order_id,), {"status": "delivered"})])
-        if rng.random() < 0.06:
-            refunded = delivered + timedelta(hours=rng.uniform(6, 240))
-            self._schedule(refunded, [("update", "orders", (order_id,),
-                                       {"status": "refunded", "refunded_at": refunded})])
-            self._server_event(refunded, "Order Refunded", order_id,
-                               {"order_id": str(order_id), "total": float(total), "currency": "USD"})
+        if rng.random() < 0.05:  # returned after delivery
+            self._refund(order_id, delivered + timedelta(hours=rng.uniform(6, 240)), total)
+
+    def _refund(self, order_id: int, at: datetime, total: Decimal) -> None:
+        self._schedule(at, [("update", "orders", (order_id,),
+                             {"status": "refunded", "refunded_at": at})])
+        self._server_event(at, "Order Refunded", order_id,
+                           {"order_id": str(order_id), "total": float(total), "currency": "USD"})
 
     def _new_traffic(self, visitor: _Visitor) -> str:
         names = list(catalog.TRAFFIC_SOURCES)

@@ -1,0 +1,57 @@
+# One entry point for developers and CI. Every target creates the environment it needs.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+RUN := $(UV) run --frozen
+# Settings come from the environment; a .env file (see .env.example) is read when present.
+ifneq (,$(wildcard .env))
+include .env
+export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .env)
+endif
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+PYTEST_ARGS ?=
+
+.PHONY: help env generate-events demo test test-fast lint format ui prepare clean
+
+help:
+	@echo "make demo             run the platform end to end on the local default"
+	@echo "make test             run every test (make test-fast skips the slow end-to-end ones)"
+	@echo "make generate-events  land a synthetic 30-day shop in the local raw lake"
+	@echo "make ui               open the Dagster UI (http://127.0.0.1:3000)"
+	@echo "make lint             ruff + sqlfluff"
+
+$(UV):
+	python3 -m pip install --quiet --user uv
+
+env: $(UV)
+	$(UV) sync --frozen
+	@mkdir -p $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml
+
+prepare: env
+	$(RUN) dagster-dbt project prepare-and-package --file platform_assets/dbt.py
+
+generate-events: env
+	$(RUN) python -m streaming.shop
+
+demo: prepare
+	$(RUN) python -m platform_assets.demo
+
+test: prepare
+	$(RUN) pytest $(PYTEST_ARGS)
+
+test-fast: prepare
+	$(RUN) pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: env
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) sqlfluff lint dbt_project/models dbt_project/analyses
+
+format: env
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+ui: prepare
+	$(RUN) dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf data .dagster_home dbt_project/target dbt_project/logs

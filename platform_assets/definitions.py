@@ -1,0 +1,46 @@
+"""The Dagster code location: raw → staging → mart, with schedules, sensors and checks."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from platform_assets.dbt import dbt_event_models, dbt_models, dbt_resource
+from platform_assets.raw_assets import raw_asset_specs
+from platform_assets.settings import get_settings
+
+DBT_ASSETS = dg.AssetSelection.assets(dbt_event_models, dbt_models)
+
+daily_refresh_job = dg.define_asset_job(
+    "daily_refresh",
+    selection=DBT_ASSETS,
+    description="Rebuild the day's event partition and every staging and mart table.",
+)
+daily_refresh_schedule = dg.build_schedule_from_partitioned_job(
+    daily_refresh_job, hour_of_day=1, minute_of_hour=15,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "refresh_on_new_raw_data",
+    target=DBT_ASSETS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=15,
+    description="Refreshes staging and marts when the raw tables they read change.",
+)
+
+
+def platform_assets() -> list[dg.AssetSpec | dg.AssetsDefinition]:
+    storage_kind = "parquet" if get_settings().is_local else "bigquery"
+    return [*raw_asset_specs(storage_kind), dbt_event_models, dbt_models]
+
+
+def build_definitions() -> dg.Definitions:
+    return dg.Definitions(
+        assets=platform_assets(),
+        jobs=[daily_refresh_job],
+        schedules=[daily_refresh_schedule],
+        sensors=[automation_sensor],
+        resources={"dbt": dbt_resource()},
+    )
+
+
+defs = build_definitions()

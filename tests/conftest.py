@@ -1,0 +1,71 @@
+"""Shared fixtures: real local engines only (DuckDB, dbt, Dagster, Parquet lake)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+VENV_BIN = str(Path(sys.executable).parent)
+# dagster-dbt looks the dbt executable up on PATH
+if VENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = VENV_BIN + os.pathsep + os.environ.get("PATH", "")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dbt_manifest() -> Path:
+    """The dbt manifest that @dbt_assets reads at import (prepared once per session)."""
+    from platform_assets.dbt import dbt_project
+
+    if not dbt_project.manifest_path.exists():
+        dbt_project.preparer.prepare(dbt_project)
+    return dbt_project.manifest_path
+
+
+@dataclass
+class Platform:
+    """A small shop landed in a private lake, with the warehouse it is built into."""
+
+    data_dir: Path
+    lake: Path
+    warehouse: Path
+    shop: object
+    config: object
+    first_day: date
+    last_day: date
+
+
+SMALL_SHOP = dict(days=8, sessions_per_day=160, products=60, initial_users=250,
+                  end_date=date(2026, 11, 20), seed=7)
+
+
+@pytest.fixture(scope="session")
+def small_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """Land a small synthetic shop in raw and point settings and dbt at a private warehouse."""
+    from platform_assets.settings import get_settings
+    from streaming.raw.writer import ParquetRawWriter
+    from streaming.shop.load import load_shop
+    from streaming.shop.simulator import ShopConfig
+
+    data_dir = tmp_path_factory.mktemp("platform")
+    saved = {k: os.environ.get(k) for k in ("DATA_DIR", "LAKE_DIR", "DUCKDB_PATH")}
+    os.environ.update(
+        DATA_DIR=str(data_dir), LAKE_DIR=str(data_dir / "lake"),
+        DUCKDB_PATH=str(data_dir / "warehouse.duckdb"),
+    )
+    get_settings.cache_clear()
+    config = ShopConfig(**SMALL_SHOP)
+    shop, _ = load_shop(ParquetRawWriter(data_dir / "lake"), config)
+    yield Platform(data_dir, data_dir / "lake", data_dir / "warehouse.duckdb", shop, config,
+                   config.first_day, config.last_day)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    get_settings.cache_clear()
