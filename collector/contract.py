@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     NonNegativeFloat,
@@ -27,6 +28,11 @@ MESSAGE_TYPES = ("track", "page", "screen", "identify", "group", "alias")
 SHORT_PATHS = {"t": "track", "p": "page", "s": "screen", "i": "identify", "g": "group", "a": "alias"}
 
 Id = Annotated[str, Field(min_length=1, max_length=512)]
+# The spec says strings, but many clients send numeric product and order ids; keep them as text.
+NumericOrTextId = Annotated[
+    str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v),
+    Field(min_length=1, max_length=512),
+]
 
 
 class ContractError(ValueError):
@@ -162,7 +168,7 @@ _MESSAGE = TypeAdapter(Message)
 
 
 class Product(_Open):
-    product_id: Id
+    product_id: NumericOrTextId
     sku: str | None = None
     category: str | None = None
     name: str | None = None
@@ -214,7 +220,7 @@ class CheckoutStepEvent(_Open):
 
 
 class OrderEvent(_Open):
-    order_id: Id
+    order_id: NumericOrTextId
     checkout_id: str | None = None
     affiliation: str | None = None
     total: NonNegativeFloat | None = None
@@ -278,7 +284,7 @@ _ECOMMERCE_ADAPTERS = {name: TypeAdapter(model) for name, model in ECOMMERCE_EVE
 def _reason(error: ValidationError, prefix: str = "") -> str:
     first = error.errors(include_url=False)[0]
     loc = ".".join(str(part) for part in first["loc"] if part not in MESSAGE_TYPES)
-    where = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "event"
+    where = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "message"
     return f"{where}: {first['msg']}"
 
 

@@ -17,7 +17,7 @@ if VENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = VENV_BIN + os.pathsep + os.environ.get("PATH", "")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def dbt_manifest() -> Path:
     """The dbt manifest that @dbt_assets reads at import (prepared once per session)."""
     from platform_assets.dbt import dbt_project
@@ -45,7 +45,9 @@ SMALL_SHOP = dict(days=8, sessions_per_day=160, products=60, initial_users=250,
 
 
 @pytest.fixture(scope="session")
-def small_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+def small_platform(
+    tmp_path_factory: pytest.TempPathFactory, dbt_manifest: Path
+) -> Iterator[Platform]:
     """Land a small synthetic shop in raw and point settings and dbt at a private warehouse."""
     from platform_assets.settings import get_settings
     from streaming.raw.writer import ParquetRawWriter
@@ -69,3 +71,25 @@ def small_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platfor
         else:
             os.environ[key] = value
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The official Pub/Sub emulator on a free loopback port; yields its host:port.
+
+    PUBSUB_EMULATOR_HOST is set for the session so google-cloud-pubsub clients use it.
+    Tests create their own uniquely named topics and subscriptions.
+    """
+    from platform_assets.local_services import start_pubsub_emulator
+
+    service = start_pubsub_emulator(tmp_path_factory.mktemp("pubsub"))
+    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
+    os.environ["PUBSUB_EMULATOR_HOST"] = service.address
+    try:
+        yield service.address
+    finally:
+        service.stop()
+        if previous is None:
+            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+        else:
+            os.environ["PUBSUB_EMULATOR_HOST"] = previous

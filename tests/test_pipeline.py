@@ -203,7 +203,7 @@ def test_funnel_order_sessions_match_sessionized_events(built, wh, sent):
     assert {d: n for d, n in got.items() if n} == dict(expected)
 
 
-def test_definitions_lineage_groups_and_automation():
+def test_definitions_lineage_groups_and_automation(dbt_manifest):
     from platform_assets.definitions import defs
 
     graph = defs.resolve_asset_graph()

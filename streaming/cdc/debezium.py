@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -111,6 +111,8 @@ def build_envelope(
     key = None
     if op != "t" and row is not None and key_columns:
         key = json.dumps({c: encode_value(row[c]) for c in key_columns}).encode()
+    if commit_ts.tzinfo is None:
+        commit_ts = commit_ts.replace(tzinfo=UTC)  # naive means UTC everywhere in the platform
     commit_ms = int(commit_ts.timestamp() * 1000)
     value = {
         "before": encode_row(before),
@@ -169,21 +171,33 @@ def _decode_logical(value: Any, field_schema: dict[str, Any] | None) -> Any:
     name = field_schema.get("name")
     if name == "org.apache.kafka.connect.data.Decimal" and isinstance(value, str):
         scale = int((field_schema.get("parameters") or {}).get("scale", 0))
-        unscaled = int.from_bytes(base64.b64decode(value), "big", signed=True)
-        return str(Decimal(unscaled).scaleb(-scale))
+        return _exact_decimal(base64.b64decode(value), scale)
     if name == "io.debezium.data.VariableScaleDecimal" and isinstance(value, dict):
-        unscaled = int.from_bytes(base64.b64decode(value["value"]), "big", signed=True)
-        return str(Decimal(unscaled).scaleb(-int(value["scale"])))
-    divisor = {
+        return _exact_decimal(base64.b64decode(value["value"]), int(value["scale"]))
+    per_second = {
         "io.debezium.time.Timestamp": 1_000,
         "org.apache.kafka.connect.data.Timestamp": 1_000,
         "io.debezium.time.MicroTimestamp": 1_000_000,
         "io.debezium.time.NanoTimestamp": 1_000_000_000,
     }.get(name or "")
-    if divisor and isinstance(value, int):
-        moment = datetime.fromtimestamp(value / divisor, tz=UTC)
+    if per_second and isinstance(value, int):
+        # integer arithmetic: a float would round 2999-12-31 23:59:59.999999 up to 3000
+        micros = value * 1_000_000 // per_second
+        try:
+            moment = _EPOCH + timedelta(microseconds=micros)
+        except OverflowError:
+            raise DebeziumParseError(f"timestamp {value} ({name}) is out of range") from None
         return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return value
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _exact_decimal(unscaled_bytes: bytes, scale: int) -> str:
+    unscaled = int.from_bytes(unscaled_bytes, "big", signed=True)
+    digits = tuple(int(d) for d in str(abs(unscaled)))
+    return format(Decimal((1 if unscaled < 0 else 0, digits, -scale)), "f")
 
 
 def _row_json(row: Any, schema: dict[str, Any] | None, name: str) -> str | None:

@@ -59,13 +59,19 @@ def write_parquet_atomically(table: pa.Table, target: Path) -> None:
 
 
 def to_arrow(spec: RawTable, rows: Sequence[Row]) -> pa.Table:
+    """Rows as an Arrow table of the raw schema; RawWriteError names what does not fit."""
     unknown = set().union(*(row.keys() for row in rows)) - set(spec.column_names) if rows else set()
     if unknown:
         raise RawWriteError(f"{spec.name}: unknown columns {sorted(unknown)}")
     try:
-        return pa.Table.from_pylist([dict(row) for row in rows], schema=spec.arrow_schema)
+        table = pa.Table.from_pylist([dict(row) for row in rows], schema=spec.arrow_schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError) as error:
         raise RawWriteError(f"{spec.name}: rows do not match the raw schema: {error}") from error
+    # from_pylist does not enforce non-nullable fields
+    missing = [c.name for c in spec.columns if c.required and table.column(c.name).null_count]
+    if missing:
+        raise RawWriteError(f"{spec.name}: required columns without a value: {missing}")
+    return table
 
 
 class ParquetRawWriter:
@@ -95,21 +101,24 @@ class ParquetRawWriter:
         spec = raw_table(table)
         if not rows:
             return 0
-        by_partition: dict[Any, list[Row]] = defaultdict(list)
+        by_partition: dict[date, list[Row]] = defaultdict(list)
         for row in rows:
-            by_partition[row.get(spec.partition_column)].append(row)
-        if None in by_partition:
-            raise RawWriteError(f"{table}: rows without {spec.partition_column}")
+            value = row.get(spec.partition_column)
+            if not isinstance(value, date) or isinstance(value, datetime):
+                raise RawWriteError(
+                    f"{table}: {spec.partition_column} must be a date, got {value!r}"
+                )
+            by_partition[value].append(row)
+        # validate every partition before the first file lands
+        tables = {value: to_arrow(spec, part) for value, part in by_partition.items()}
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        for value, part_rows in sorted(by_partition.items()):
-            arrow = to_arrow(spec, part_rows)
+        for value, arrow in sorted(tables.items()):
             name = f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
             write_parquet_atomically(arrow, self.partition_path(spec, value) / name)
         return len(rows)
 
-    def partition_path(self, spec: RawTable, value: date | str) -> Path:
-        key = value.isoformat() if isinstance(value, date) else str(value)
-        return self.table_path(spec.name) / f"{spec.partition_column}={key}"
+    def partition_path(self, spec: RawTable, value: date) -> Path:
+        return self.table_path(spec.name) / f"{spec.partition_column}={value.isoformat()}"
 
 
 def _json_ready(value: Any) -> Any:

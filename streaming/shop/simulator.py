@@ -508,26 +508,26 @@ class SyntheticShop:
             "revenue": float(subtotal), "shipping": float(shipping), "currency": "USD",
             "products": [self._product_props(products[(p,)], quantity=q) for p, q in cart.items()],
         })
-        self._order_lifecycle(order_id, paid, total)
+        self._order_lifecycle(order_id, visitor.user_id, paid, total)
         self._finish(session)
 
-    def _order_lifecycle(self, order_id: int, paid: datetime, total: Decimal) -> None:
+    def _order_lifecycle(self, order_id: int, user_id: int, paid: datetime, total: Decimal) -> None:
         rng = self.rng
         if rng.random() < 0.03:  # cancelled by the customer before shipping: refunded at once
             refunded = paid + timedelta(hours=rng.uniform(1, 20))
-            self._refund(order_id, refunded, total)
+            self._refund(order_id, user_id, refunded, total)
             return
         shipped = paid + timedelta(hours=rng.uniform(12, 48))
         delivered = shipped + timedelta(hours=rng.uniform(36, 120))
         self._schedule(shipped, [("update", "orders", (order_id,), {"status": "shipped"})])
         self._schedule(delivered, [("update", "orders", (order_id,), {"status": "delivered"})])
         if rng.random() < 0.05:  # returned after delivery
-            self._refund(order_id, delivered + timedelta(hours=rng.uniform(6, 240)), total)
+            self._refund(order_id, user_id, delivered + timedelta(hours=rng.uniform(6, 240)), total)
 
-    def _refund(self, order_id: int, at: datetime, total: Decimal) -> None:
+    def _refund(self, order_id: int, user_id: int, at: datetime, total: Decimal) -> None:
         self._schedule(at, [("update", "orders", (order_id,),
                              {"status": "refunded", "refunded_at": at})])
-        self._server_event(at, "Order Refunded", order_id,
+        self._server_event(at, "Order Refunded", user_id,
                            {"order_id": str(order_id), "total": float(total), "currency": "USD"})
 
     def _new_traffic(self, visitor: _Visitor) -> str:
@@ -613,13 +613,11 @@ class SyntheticShop:
                              "country": user["country"], "createdAt": isoformat_z(user["created_at"])}
         session.events.append((at, message))
 
-    def _server_event(self, at: datetime, event: str, order_id: int, props: dict[str, Any]) -> None:
-        order = self.state["orders"].get((order_id,))
-        user_id = order["user_id"] if order else None
+    def _server_event(self, at: datetime, event: str, user_id: int, props: dict[str, Any]) -> None:
         library = catalog.LIBRARIES["server"]
         message = {
             "type": "track", "event": event, "messageId": self._uuid(),
-            "userId": str(user_id) if user_id is not None else f"order-{order_id}",
+            "userId": str(user_id),
             "timestamp": at, "properties": props,
             "context": {"library": {"name": library[0], "version": library[1]}},
         }
