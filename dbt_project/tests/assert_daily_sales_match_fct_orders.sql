@@ -1,0 +1,35 @@
+-- mart_daily_sales adds up to fct_orders: paid orders and their revenue, refunds
+with
+
+sales as (
+    select
+        sum(orders) as orders,
+        sum(gross_revenue) as gross_revenue,
+        sum(refunded_orders) as refunded_orders,
+        sum(refunds) as refunds
+    from {{ ref('mart_daily_sales') }}
+),
+
+facts as (
+    select
+        count(case when is_paid then 1 end) as orders,
+        coalesce(sum(case when is_paid then total_amount end), 0) as gross_revenue,
+        count(refund_date) as refunded_orders,
+        coalesce(sum(case when refund_date is not null then total_amount end), 0) as refunds
+    from {{ ref('fct_orders') }}
+)
+
+select
+    sales.orders as mart_orders,
+    facts.orders as fact_orders,
+    sales.gross_revenue as mart_gross_revenue,
+    facts.gross_revenue as fact_gross_revenue,
+    sales.refunds as mart_refunds,
+    facts.refunds as fact_refunds
+from sales
+cross join facts
+where
+    coalesce(sales.orders, 0) != facts.orders
+    or coalesce(sales.gross_revenue, 0) != facts.gross_revenue
+    or coalesce(sales.refunded_orders, 0) != facts.refunded_orders
+    or coalesce(sales.refunds, 0) != facts.refunds
