@@ -27,7 +27,7 @@ env: $(UV)
 	@mkdir -p $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml
 
 prepare: env
-	$(RUN) dagster-dbt project prepare-and-package --file platform_assets/dbt.py
+	$(RUN) dagster-dbt project prepare-and-package --file platform_assets/dbt_project.py
 
 generate-events: env
 	$(RUN) python -m streaming.shop

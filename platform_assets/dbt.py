@@ -5,7 +5,6 @@ No `from __future__ import annotations` here: Dagster inspects the context annot
 
 
 import json
-import os
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -16,13 +15,13 @@ from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
     DbtCliResource,
-    DbtProject,
     dbt_assets,
 )
 
 from platform_assets.partitions import daily_partitions
 from platform_assets.raw_assets import raw_asset_key
-from platform_assets.settings import DBT_PROJECT_DIR, get_settings
+from platform_assets.dbt_project import dbt_project
+from platform_assets.settings import get_settings
 
 PARTITIONED_TAG = "partitioned"
 LAYER_GROUPS = {"staging": "staging", "intermediate": "staging", "marts": "mart"}
@@ -36,15 +35,6 @@ WHOLE_TABLE_CONDITION = (
 )
 
 
-def export_dbt_env() -> None:
-    """Point dbt's profile at this deployment's warehouse unless the caller already did."""
-    for key, value in get_settings().dbt_env().items():
-        os.environ.setdefault(key, value)
-
-
-export_dbt_env()
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, target=get_settings().resolved_dbt_target)
-dbt_project.prepare_if_dev()
 
 
 class PlatformTranslator(DagsterDbtTranslator):

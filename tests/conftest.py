@@ -20,7 +20,7 @@ if VENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
 @pytest.fixture(scope="session")
 def dbt_manifest() -> Path:
     """The dbt manifest that @dbt_assets reads at import (prepared once per session)."""
-    from platform_assets.dbt import dbt_project
+    from platform_assets.dbt_project import dbt_project
 
     if not dbt_project.manifest_path.exists():
         dbt_project.preparer.prepare(dbt_project)
