@@ -37,8 +37,21 @@ WHOLE_TABLE_CONDITION = (
 
 
 
+# The shop's SLA: a mart more than 30 minutes behind is critical.
+MART_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(minutes=30), warn_window=timedelta(minutes=15)
+)
+
+
 class PlatformTranslator(DagsterDbtTranslator):
-    """raw sources map onto the raw AssetSpecs; models group by layer and refresh eagerly."""
+    """raw sources map onto the raw AssetSpecs; models group by layer and refresh eagerly;
+    marts carry the freshness SLA."""
+
+    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if spec.group_name == "mart":
+            return spec.replace_attributes(freshness_policy=MART_FRESHNESS)
+        return spec
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":

@@ -216,5 +216,8 @@ def test_definitions_lineage_groups_and_automation(dbt_manifest):
     assert graph.get(dg.AssetKey(["raw", "events"])).group_name == "raw"
     assert not graph.get(dg.AssetKey(["raw", "events"])).is_materializable
     assert node.automation_condition is not None
+    assert node.freshness_policy is not None
+    assert node.freshness_policy.fail_window.to_timedelta() == timedelta(minutes=30)
+    assert upstream.freshness_policy is None
     assert defs.resolve_job_def("daily_refresh") is not None
     assert {s.name for s in defs.schedules} == {"daily_refresh_schedule"}
