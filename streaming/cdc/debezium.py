@@ -43,7 +43,9 @@ class CdcRecord:
         kafka_partition: int | None = None,
         kafka_offset: int | None = None,
     ) -> dict[str, Any]:
-        ingested = ingested_at.astimezone(UTC).replace(tzinfo=None) if ingested_at.tzinfo else ingested_at
+        ingested = (
+            ingested_at.astimezone(UTC).replace(tzinfo=None) if ingested_at.tzinfo else ingested_at
+        )
         return {
             "op": self.op,
             "pk": self.pk,
@@ -61,8 +63,13 @@ class CdcRecord:
         }
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_DECODE = json.JSONDecoder().decode
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return _CANONICAL.encode(value)
 
 
 # --- building ------------------------------------------------------------------------------
@@ -74,7 +81,10 @@ def encode_value(value: Any) -> Any:
         return str(value)
     if isinstance(value, datetime):
         aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # ZonedTimestamp
+        utc = aware.astimezone(UTC)
+        if utc.year >= 1000:  # same text as the strftime below, faster
+            return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # ZonedTimestamp
     if isinstance(value, date):
         return (value - date(1970, 1, 1)).days  # io.debezium.time.Date
     return value
@@ -124,7 +134,7 @@ def build_envelope(
             "ts_ms": commit_ms,
             "snapshot": snapshot,
             "db": db,
-            "sequence": json.dumps([None, str(lsn)]),
+            "sequence": f'[null, "{lsn}"]',  # json.dumps([None, str(lsn)])
             "schema": schema,
             "table": table,
             "txId": tx_id,
@@ -135,7 +145,7 @@ def build_envelope(
         "ts_ms": int((emitted_at or datetime.now(UTC)).timestamp() * 1000),
         "transaction": None,
     }
-    return key, json.dumps(value, separators=(",", ":")).encode()
+    return key, _COMPACT.encode(value).encode()
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -143,7 +153,13 @@ def build_envelope(
 
 def _load(data: bytes, what: str) -> Any:
     try:
-        return json.loads(data)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return json.loads(data)  # json's own encoding detection (UTF-16/32)
+        if text.startswith("\ufeff"):
+            return json.loads(data)  # a UTF-8 BOM, which json.loads skips for bytes
+        return _DECODE(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DebeziumParseError(f"{what} is not JSON: {error}") from None
 
@@ -206,6 +222,8 @@ def _row_json(row: Any, schema: dict[str, Any] | None, name: str) -> str | None:
     if not isinstance(row, dict):
         raise DebeziumParseError(f"'{name}' must be an object or null")
     fields = _field_schemas(schema, name)
+    if not fields:
+        return canonical_json(row)
     return canonical_json({k: _decode_logical(v, fields.get(k)) for k, v in row.items()})
 
 
