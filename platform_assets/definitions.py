@@ -1,14 +1,15 @@
 """The Dagster code location: raw → staging → mart, with schedules, sensors and checks."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from platform_assets.dbt import dbt_event_models, dbt_models, dbt_resource
 from platform_assets.raw_assets import raw_asset_specs
+from platform_assets.reconciliation import reconciliation_checks, reconciliation_definitions
 from platform_assets.settings import get_settings
 
-DBT_ASSETS = dg.AssetSelection.assets(dbt_event_models, dbt_models)
+RECONCILIATION = dg.AssetSelection.checks(*reconciliation_checks())
+# The reconciliation needs the source database and a drained stream: it runs on its own.
+DBT_ASSETS = dg.AssetSelection.assets(dbt_event_models, dbt_models) - RECONCILIATION
 
 daily_refresh_job = dg.define_asset_job(
     "daily_refresh",
@@ -17,6 +18,15 @@ daily_refresh_job = dg.define_asset_job(
 )
 daily_refresh_schedule = dg.build_schedule_from_partitioned_job(
     daily_refresh_job, hour_of_day=1, minute_of_hour=15,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+reconcile_cdc_job = dg.define_asset_job(
+    "reconcile_cdc",
+    selection=RECONCILIATION,
+    description="Compare the staging current state with the shop's PostgreSQL.",
+)
+reconcile_cdc_schedule = dg.ScheduleDefinition(
+    job=reconcile_cdc_job, cron_schedule="*/30 * * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 automation_sensor = dg.AutomationConditionSensorDefinition(
@@ -34,12 +44,15 @@ def platform_assets() -> list[dg.AssetSpec | dg.AssetsDefinition]:
 
 
 def build_definitions() -> dg.Definitions:
-    return dg.Definitions(
-        assets=platform_assets(),
-        jobs=[daily_refresh_job],
-        schedules=[daily_refresh_schedule],
-        sensors=[automation_sensor],
-        resources={"dbt": dbt_resource()},
+    return dg.Definitions.merge(
+        dg.Definitions(
+            assets=platform_assets(),
+            jobs=[daily_refresh_job, reconcile_cdc_job],
+            schedules=[daily_refresh_schedule, reconcile_cdc_schedule],
+            sensors=[automation_sensor],
+            resources={"dbt": dbt_resource()},
+        ),
+        reconciliation_definitions(),
     )
 
 
