@@ -69,6 +69,10 @@ class Settings:
     collector_spool_max_mb: str = _setting(
         "COLLECTOR_SPOOL_MAX_MB", "512", "Spool size limit before answering 503"
     )
+    collector_publish_timeout_s: str = _setting(
+        "COLLECTOR_PUBLISH_TIMEOUT_S", "5",
+        "Seconds a collector request waits for Pub/Sub before spooling its events",
+    )
     collector_cors_origins: str = _setting(
         "COLLECTOR_CORS_ORIGINS", "", "Browser origins allowed by CORS, comma separated"
     )

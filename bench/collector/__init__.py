@@ -1,0 +1,1 @@
+"""Collector benchmark: `uv run python -m bench.collector` (see __main__)."""

@@ -1,0 +1,76 @@
+"""`python -m collector`: serve the collector with uvicorn (one worker; settings from the
+environment: COLLECTOR_HOST, COLLECTOR_PORT, COLLECTOR_WRITE_KEYS, GCP_PROJECT,
+PUBSUB_EVENTS_TOPIC, PUBSUB_DEAD_LETTER_TOPIC, COLLECTOR_SPOOL_DIR, COLLECTOR_SPOOL_MAX_MB,
+COLLECTOR_CORS_ORIGINS, PUBSUB_EMULATOR_HOST).
+
+SIGTERM/SIGINT: uvicorn stops accepting connections, lets requests in flight finish (their
+events are published or spooled before they are answered), then the app's shutdown flushes
+spool writes and persists the replay position. Run more processes for more throughput, each
+with its own COLLECTOR_SPOOL_DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import sys
+
+import uvicorn
+
+from collector.app import create_app
+from collector.config import CollectorConfig, CollectorConfigError
+from collector.logs import configure, log_config
+from collector.spool import SpoolError
+from platform_assets.settings import SettingsError, get_settings
+
+GRACEFUL_SHUTDOWN_S = 30
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m collector", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", help="bind address (default COLLECTOR_HOST)")
+    parser.add_argument("--port", type=int, help="port (default COLLECTOR_PORT)")
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request (off by default: /metrics counts them)",
+    )
+    args = parser.parse_args(argv)
+    level = args.log_level.upper()
+    configure(level)
+    log = logging.getLogger("collector")
+    try:
+        settings = get_settings()
+        config = CollectorConfig.from_settings(settings)
+        app = create_app(settings)
+    except (CollectorConfigError, SettingsError) as error:
+        log.error("cannot start the collector: %s", error)
+        return 2
+    server_config = uvicorn.Config(
+        app,
+        host=args.host or config.host,
+        port=args.port or config.port,
+        workers=1,
+        log_config=log_config(level),
+        access_log=args.access_log,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        server_header=False,
+    )
+    server = uvicorn.Server(server_config)
+    # Everything built so far (FastAPI, pydantic schemas, gRPC, google libraries: ~90,000
+    # objects) lives as long as the process. Out of the collector's reach it no longer makes
+    # each full garbage collection a ~60 ms pause in the middle of requests.
+    gc.collect()
+    gc.freeze()
+    try:
+        server.run()
+    except SpoolError as error:
+        log.error("cannot start the collector: %s", error)
+        return 2
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

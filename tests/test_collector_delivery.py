@@ -1,0 +1,253 @@
+"""Delivery logic (publish, coalesce, spool, replay) with an in-memory message bus whose speed
+and failures the test controls; the real emulator is used by the API and resilience tests."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from collector import wire
+from collector.config import CollectorConfig
+from collector.delivery import Delivery
+from collector.errors import ApiError
+from collector.metrics import Metrics
+from collector.publisher import PublishError
+from collector.spool import Spool
+from platform_assets.settings import Settings
+
+
+class MemoryBus:
+    """A Publisher that keeps what it is sent; slow or failing on demand."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.fail: str | None = None  # a gRPC status name to fail with
+        self.refuse: bytes | None = None  # refuse (INVALID_ARGUMENT) requests containing this
+        self.rpcs: list[tuple[str, int]] = []  # (topic, messages) per Publish RPC
+        self.received: dict[str, list[bytes]] = {}
+
+    async def start(self) -> None:
+        pass
+
+    async def publish(self, topic: str, request: bytes, timeout: float) -> list[str]:
+        await asyncio.sleep(self.delay)
+        if self.fail:
+            raise PublishError(self.fail, "test", self.fail != "INVALID_ARGUMENT")
+        if self.refuse is not None and self.refuse in request:
+            raise PublishError("INVALID_ARGUMENT", "test", False)
+        decoded = wire.PublishRequest.FromString(request)
+        assert decoded.topic == topic
+        self.rpcs.append((topic, len(decoded.messages)))
+        self.received.setdefault(topic, []).extend(m.data for m in decoded.messages)
+        return [str(i) for i in range(len(decoded.messages))]
+
+    async def ensure_topics(self, topics: list[str], timeout: float) -> None:
+        if self.fail:
+            raise PublishError(self.fail, "test", True)
+
+    async def probe(self, topic: str, timeout: float) -> bool:
+        return not self.fail
+
+    async def close(self) -> None:
+        pass
+
+
+def delivery_for(tmp_path, bus: MemoryBus, **env: str) -> Delivery:
+    config = CollectorConfig.from_settings(
+        Settings.from_env({"COLLECTOR_SPOOL_DIR": str(tmp_path / "spool"), **env})
+    )
+    spool = Spool(config.spool_dir, config.spool_max_bytes)
+    return Delivery(config, bus, spool, Metrics())
+
+
+def messages(prefix: str, n: int) -> list[bytes]:
+    return [wire.message(f"{prefix}-{i}".encode(), wire.attribute("k", "v")) for i in range(n)]
+
+
+EVENTS = "projects/local-project/topics/events"
+DEAD = "projects/local-project/topics/events-dead-letter"
+
+
+def test_concurrent_requests_share_publish_rpcs(tmp_path):
+    bus = MemoryBus(delay=0.05)
+
+    async def run() -> list[str]:
+        delivery = delivery_for(tmp_path, bus)
+        await delivery.start()
+        try:
+            return await asyncio.gather(
+                *(delivery.deliver(messages(f"r{r}", 10), []) for r in range(30))
+            )
+        finally:
+            await delivery.stop()
+
+    results = asyncio.run(run())
+    assert results == ["published"] * 30
+    assert sorted(bus.received[EVENTS]) == sorted(
+        f"r{r}-{i}".encode() for r in range(30) for i in range(10)
+    )
+    assert len(bus.rpcs) <= 8, f"30 requests took {len(bus.rpcs)} RPCs"
+    assert max(n for _, n in bus.rpcs) > 10, "some requests shared an RPC"
+
+
+def test_coalesced_rpcs_respect_the_1000_message_limit(tmp_path):
+    bus = MemoryBus(delay=0.02)
+
+    async def run() -> None:
+        delivery = delivery_for(tmp_path, bus)
+        await delivery.start()
+        try:
+            await asyncio.gather(
+                *(
+                    delivery.deliver(messages(f"r{r}", 400), messages(f"d{r}", 1))
+                    for r in range(12)
+                ),
+                delivery.deliver(messages("big", 2500), []),
+            )
+        finally:
+            await delivery.stop()
+
+    asyncio.run(run())
+    assert all(n <= 1000 for _, n in bus.rpcs)
+    assert len(bus.received[EVENTS]) == 12 * 400 + 2500
+    assert len(set(bus.received[EVENTS])) == 12 * 400 + 2500
+    assert len(bus.received[DEAD]) == 12
+
+
+def test_a_failed_rpc_spools_every_request_it_carried_then_replays_them_once(tmp_path):
+    bus = MemoryBus(delay=0.05)
+
+    async def run() -> list[str]:
+        delivery = delivery_for(tmp_path, bus)
+        await delivery.start()
+        try:
+            bus.fail = "UNAVAILABLE"
+            results = await asyncio.gather(
+                *(delivery.deliver(messages(f"r{r}", 10), messages(f"d{r}", 1)) for r in range(20))
+            )
+            assert delivery.spool.pending_events == 20 * 11
+            assert not delivery.available
+            # while Pub/Sub is known to be down, requests go straight to the spool
+            rpcs_before = len(bus.rpcs)
+            results.append(await delivery.deliver(messages("late", 5), []))
+            assert len(bus.rpcs) == rpcs_before
+            bus.fail = None
+            for _ in range(200):  # the replay task notices within its backoff
+                if delivery.spool.pending_events == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert delivery.available
+            return results
+        finally:
+            await delivery.stop()
+
+    results = asyncio.run(run())
+    assert results == ["spooled"] * 21
+    expected = [f"r{r}-{i}".encode() for r in range(20) for i in range(10)]
+    expected += [f"late-{i}".encode() for i in range(5)]
+    assert sorted(bus.received[EVENTS]) == sorted(expected), "all replayed, none twice"
+    assert sorted(bus.received[DEAD]) == sorted(f"d{r}-0".encode() for r in range(20))
+
+
+def test_spool_full_is_a_503_with_retry_after(tmp_path):
+    bus = MemoryBus()
+    bus.fail = "UNAVAILABLE"
+
+    async def run() -> None:
+        delivery = delivery_for(tmp_path, bus, COLLECTOR_SPOOL_MAX_MB="0.01")
+        await delivery.start()
+        try:
+            assert await delivery.deliver(messages("a", 50), []) == "spooled"
+            with pytest.raises(ApiError) as caught:
+                for r in range(100):
+                    await delivery.deliver(messages(f"b{r}", 50), [])
+            assert caught.value.status == 503
+            assert caught.value.headers["Retry-After"].isdigit()
+            assert (await delivery.ready())["spool_full"] is True
+        finally:
+            await delivery.stop()
+
+    asyncio.run(run())
+
+
+def test_pubsub_refusing_a_request_is_an_error_not_a_spool_entry(tmp_path):
+    bus = MemoryBus()
+
+    async def run() -> None:
+        delivery = delivery_for(tmp_path, bus)
+        await delivery.start()
+        try:
+            bus.fail = "INVALID_ARGUMENT"
+            with pytest.raises(RuntimeError, match="refused"):
+                await delivery.deliver(messages("x", 3), [])
+            assert delivery.spool.pending_records == 0, "a poison request must not be spooled"
+        finally:
+            bus.fail = None
+            await delivery.stop()
+
+    asyncio.run(run())
+
+
+def test_spool_position_survives_restart_and_replay_resumes(tmp_path):
+    bus = MemoryBus()
+    bus.fail = "UNAVAILABLE"
+
+    async def first() -> None:
+        delivery = delivery_for(tmp_path, bus)
+        await delivery.start()
+        for r in range(5):
+            assert await delivery.deliver(messages(f"r{r}", 3), []) == "spooled"
+        await delivery.stop()
+
+    async def second() -> None:
+        bus.fail = None
+        delivery = delivery_for(tmp_path, bus)
+        await delivery.start()
+        for _ in range(100):
+            if delivery.spool.pending_events == 0:
+                break
+            await asyncio.sleep(0.05)
+        await delivery.stop()
+
+    asyncio.run(first())
+    assert EVENTS not in bus.received
+    asyncio.run(second())
+    assert sorted(bus.received[EVENTS]) == sorted(
+        f"r{r}-{i}".encode() for r in range(5) for i in range(3)
+    )
+
+
+def test_records_pubsub_refuses_for_good_are_quarantined_not_retried_forever(tmp_path):
+    """A spooled request Pub/Sub rejects as invalid, and one whose bytes rotted on disk,
+    are moved to spool/quarantine/ (kept, counted, logged) so the replay moves on."""
+    bus = MemoryBus()
+
+    async def run() -> Delivery:
+        delivery = delivery_for(tmp_path, bus)
+        await delivery.start()
+        bus.fail = "UNAVAILABLE"
+        try:
+            for name in ("poison", "rotten", "good"):
+                assert await delivery.deliver(messages(name, 2), []) == "spooled"
+            segment = next((tmp_path / "spool").glob("segment-*.log"))
+            data = bytearray(segment.read_bytes())
+            position = data.find(b"rotten-0")
+            data[position] ^= 0xFF  # flip a byte of the second record
+            segment.write_bytes(bytes(data))
+            bus.fail = None
+            bus.refuse = b"poison"  # Pub/Sub refuses the first record for good
+            for _ in range(200):
+                if delivery.spool.pending_events == 0:
+                    break
+                await asyncio.sleep(0.05)
+            return delivery
+        finally:
+            await delivery.stop()
+
+    delivery = asyncio.run(run())
+    assert bus.received[EVENTS] == [b"good-0", b"good-1"]
+    quarantined = sorted((tmp_path / "spool" / "quarantine").glob("*.pb"))
+    assert len(quarantined) == 2
+    assert delivery.metrics.spool_quarantined._value.get() == 2
+    assert b"poison-0" in quarantined[0].read_bytes()
