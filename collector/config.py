@@ -90,7 +90,6 @@ class CollectorConfig:
                 "COLLECTOR_SPOOL_MAX_MB must be a positive number of megabytes, "
                 f"got {settings.collector_spool_max_mb!r}"
             )
-        # Optional knob not (yet) in Settings: read it if the settings grow it.
         timeout = settings.collector_publish_timeout_s or DEFAULT_PUBLISH_TIMEOUT_S
         origins = tuple(o.strip() for o in settings.collector_cors_origins.split(",") if o.strip())
         return cls(
