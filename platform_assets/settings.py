@@ -84,10 +84,20 @@ class Settings:
     slack_webhook_url: str = _setting("SLACK_WEBHOOK_URL", "", "Slack incoming webhook URL")
     slack_bot_token: str = _setting("SLACK_BOT_TOKEN", "", "Slack bot token (chat.postMessage)")
     slack_channel: str = _setting("SLACK_CHANNEL", "#data-alerts", "Channel for the bot token")
+    monitoring_duckdb_path: str = _setting(
+        "MONITORING_DUCKDB_PATH", "",
+        "Local data-quality history (DuckDB file); default DATA_DIR/monitoring.duckdb",
+    )
+    bq_monitoring_dataset: str = _setting(
+        "BQ_MONITORING_DATASET", "monitoring", "BigQuery dataset of the data-quality history"
+    )
     llm_provider: str = _setting(
         "LLM_PROVIDER", "auto", "auto, vertex or deterministic (auto: vertex on gcp)"
     )
     vertex_model: str = _setting("VERTEX_MODEL", "gemini-2.5-flash", "Gemini model name")
+    llm_timeout_seconds: str = _setting(
+        "LLM_TIMEOUT_SECONDS", "30", "Deadline of one LLM call before the deterministic fallback"
+    )
     partition_start_date: str = _setting(
         "PARTITION_START_DATE", "2025-01-01", "First day of the daily partitions of event models"
     )
@@ -155,6 +165,22 @@ def documented_settings() -> list[tuple[str, str, str]]:
     return [(f.metadata["env"], f.default, f.metadata["doc"]) for f in fields(Settings)]
 
 
+def env_example() -> str:
+    """The text of `.env.example` (`python -m platform_assets.settings > .env.example`)."""
+    lines = [
+        "# Every setting of the platform, with its default. Copy to .env and edit; all are optional.",
+        "# PLATFORM_ENV=local runs everything on this machine; gcp uses BigQuery, Pub/Sub, Vertex AI.",
+        "",
+    ]
+    for env, default, doc in documented_settings():
+        lines += [f"# {doc}", f"{env}={default}"]
+    return "\n".join(lines) + "\n"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings.from_env()
+
+
+if __name__ == "__main__":
+    print(env_example(), end="")

@@ -242,3 +242,9 @@ def test_readme_documents_every_setting():
     for env, default, _ in documented_settings():
         if default and env in rows:
             assert f"`{default}`" in rows[env], f"README.md row of {env} lacks `{default}`"
+
+
+def test_env_example_is_generated_from_settings():
+    from platform_assets.settings import PROJECT_ROOT, env_example
+
+    assert (PROJECT_ROOT / ".env.example").read_text() == env_example()

@@ -1,4 +1,5 @@
-{{ config(materialized='view') }}
+{# a table: a DuckDB view would bake the lake path of build time into the warehouse file #}
+{{ config(materialized='table') }}
 
 select
     stage,
