@@ -3,6 +3,7 @@
 import dagster as dg
 
 from platform_assets.dbt import dbt_event_models, dbt_models, dbt_resource
+from platform_assets.quality.definitions import quality_definitions
 from platform_assets.raw_assets import raw_asset_specs
 from platform_assets.reconciliation import reconciliation_checks, reconciliation_definitions
 from platform_assets.settings import get_settings
@@ -53,6 +54,7 @@ def build_definitions() -> dg.Definitions:
             resources={"dbt": dbt_resource()},
         ),
         reconciliation_definitions(),
+        quality_definitions(),
     )
 
 

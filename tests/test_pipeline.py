@@ -220,4 +220,4 @@ def test_definitions_lineage_groups_and_automation(dbt_manifest):
     assert node.freshness_policy.fail_window.to_timedelta() == timedelta(minutes=30)
     assert upstream.freshness_policy is None
     assert defs.resolve_job_def("daily_refresh") is not None
-    assert {s.name for s in defs.schedules} == {"daily_refresh_schedule", "reconcile_cdc_schedule"}
+    assert {"daily_refresh_schedule", "reconcile_cdc_schedule"} <= {s.name for s in defs.schedules}

@@ -1,0 +1,1 @@
+"""Evaluation of the data-quality rules: `uv run python -m bench.quality`."""

@@ -1,0 +1,288 @@
+"""The quality rules as Dagster asset checks, with their resource and 30-minute schedule.
+
+One multi-asset check (one op) per asset, one check spec per rule, subsettable. Checks of
+dbt assets run in the same run as the asset whenever the asset is selected (Dagster adds an
+asset's checks to its selection); blocking specs hold back downstream assets of the run when
+they fail with ERROR severity. Raw assets are external (landed by the streaming path), so
+their checks run on the `data_quality_checks` schedule every 30 minutes, which also
+re-checks every other asset (freshness ages without any materialization).
+
+Results carry: status, metric, value, expected range, severity, the rule's description,
+a markdown table of recent values, the sample rows/keys that explain it, and for failures
+the fingerprint and the narrative (with who wrote it) that the Slack sensor posts.
+
+No `from __future__ import annotations` here: Dagster inspects the context annotations.
+"""
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from platform_assets.quality.config import ASSETS, AssetQuality, References, Rule
+from platform_assets.quality.results import CheckResult, fmt
+from platform_assets.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+CHECKS_JOB = "data_quality_checks"
+SCHEDULE_CRON = "*/30 * * * *"
+MAX_TABLE_ROWS = 14
+MAX_NEIGHBOURS = 8
+
+
+def asset_key(asset: str) -> dg.AssetKey:
+    return dg.AssetKey(asset.split("/"))
+
+
+class QualityResource(dg.ConfigurableResource):
+    """Runs the rules against the configured warehouse and records them in the history.
+
+    `as_of` (ISO timestamp, UTC) judges the data as of that moment instead of now: for demos
+    and replays of simulated days. `narrate=False` skips the narrator (the verdict and the
+    history row do not depend on it).
+    """
+
+    as_of: str = ""
+    record: bool = True
+    narrate: bool = True
+
+    def engine(self, source: str = "dagster") -> Any:
+        from platform_assets.genai.quality_agent import QualityNarrator
+        from platform_assets.quality.engine import QualityEngine
+        from platform_assets.quality.history import history_for
+        from platform_assets.quality.warehouse import warehouse_for
+
+        settings = get_settings()
+        return QualityEngine(
+            warehouse_for(settings),
+            history_for(settings) if self.record else None,
+            narrator=QualityNarrator.from_settings(settings) if self.narrate else None,
+            record=self.record,
+            source=source,
+        )
+
+    def as_of_time(self) -> datetime | None:
+        from platform_assets.quality.engine import parse_as_of
+
+        return parse_as_of(self.as_of)
+
+
+# --- metadata --------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, datetime):
+        value = value.strftime("%Y-%m-%d %H:%M")
+    text = fmt(value) if isinstance(value, float) else str(value)  # ids stay as they are
+    return text.replace("|", "\\|").replace("\n", " ")[:80]
+
+
+def markdown_table(rows: list[dict[str, Any]], limit: int = MAX_TABLE_ROWS) -> str:
+    if not rows:
+        return ""
+    rows = rows[-limit:]
+    headers = list(dict.fromkeys(k for row in rows for k in row))
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(row.get(h, "")) for h in headers) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def narrative_markdown(narrative: dict[str, Any] | None, narrator: str) -> str:
+    if not narrative:
+        return ""
+    parts = [narrative.get("summary", ""), "", "**Likely causes**"]
+    parts += [
+        f"{i}. {c.get('cause', '')}" for i, c in enumerate(narrative.get("likely_causes", []), 1)
+    ]
+    parts += ["", "**Evidence**"] + [f"- {e}" for e in narrative.get("evidence", [])]
+    parts += ["", "**Recommended actions**"]
+    parts += [f"- {a}" for a in narrative.get("recommended_actions", [])]
+    parts += ["", f"_Narrative by {narrator}; the verdict comes from the rule._"]
+    return "\n".join(parts)
+
+
+def check_metadata(result: CheckResult) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "status": result.status,
+        "rule": result.rule,
+        "metric": result.metric,
+        "value": dg.MetadataValue.float(float(result.value))
+        if result.value is not None
+        else dg.MetadataValue.text("n/a"),
+        "expected_range": result.expected,
+        "severity": result.severity_label,
+        "blocking": result.blocking,
+        "description": result.description,
+        "as_of": result.as_of.isoformat(sep=" ", timespec="seconds") if result.as_of else "",
+    }
+    if result.recent:
+        meta["recent_values"] = dg.MetadataValue.md(markdown_table(result.recent))
+    if result.sample:
+        meta["sample"] = dg.MetadataValue.md(markdown_table(result.sample))
+    if result.details:
+        from platform_assets.quality.results import jsonable
+
+        meta["details"] = dg.MetadataValue.json(jsonable(result.details))
+    if not result.passed:
+        meta["fingerprint"] = result.fingerprint
+        meta["kind"] = result.kind
+        if result.narrative:
+            meta["narrative"] = dg.MetadataValue.md(
+                narrative_markdown(result.narrative, result.narrator)
+            )
+            meta["narrative_json"] = dg.MetadataValue.json(result.narrative)
+            meta["narrator"] = result.narrator
+    return meta
+
+
+def to_check_result(result: CheckResult) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=asset_key(result.asset),
+        check_name=result.check_name,
+        passed=result.passed,
+        severity=dg.AssetCheckSeverity.ERROR
+        if result.severity == "error"
+        else dg.AssetCheckSeverity.WARN,
+        description=result.description[:1000],
+        metadata=check_metadata(result),
+    )
+
+
+# --- lineage context for the narrator ---------------------------------------------------
+
+
+def lineage_context(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> dict[str, Any]:
+    """Upstream and downstream neighbours with their latest materialization and checks."""
+    from platform_assets.quality.results import jsonable
+
+    try:
+        graph = context.repository_def.asset_graph
+    except Exception:  # dg.materialize() runs have no repository: the job's graph will do
+        graph = context.job_def.asset_layer.asset_graph
+    instance = context.instance
+    out: dict[str, Any] = {"asset": key.to_user_string(), "upstream": [], "downstream": []}
+    if not graph.has(key):
+        return out
+    node = graph.get(key)
+    for side, keys in (("upstream", node.parent_keys), ("downstream", node.child_keys)):
+        for neighbour in sorted(keys, key=lambda k: k.to_user_string())[:MAX_NEIGHBOURS]:
+            entry: dict[str, Any] = {"asset": neighbour.to_user_string()}
+            event = instance.get_latest_materialization_event(neighbour)
+            if event is not None:
+                entry["last_materialized_at"] = datetime.fromtimestamp(event.timestamp, UTC)
+                entry["last_run_id"] = event.run_id or "(reported, no run)"
+            checks = []
+            for check_key in sorted(
+                graph.get_check_keys_for_assets({neighbour}), key=lambda k: k.name
+            ):
+                record = instance.get_latest_asset_check_evaluation_record(check_key)
+                if record is None or record.event is None:
+                    continue
+                evaluation = record.event.asset_check_evaluation
+                if evaluation is None:
+                    continue
+                checks.append(
+                    {
+                        "check": check_key.name,
+                        "status": "passed" if evaluation.passed else "failed",
+                        "severity": evaluation.severity.value,
+                    }
+                )
+            failing = [c for c in checks if c["status"] == "failed"]
+            entry["checks"] = (
+                failing[:6] or [{"check": "all", "status": "passed", "count": len(checks)}]
+                if checks
+                else []
+            )
+            out[side].append(entry)
+    return jsonable(out)
+
+
+# --- the checks ------------------------------------------------------------------------
+
+
+def check_spec(asset: AssetQuality, rule: Rule) -> dg.AssetCheckSpec:
+    doc = (rule.__doc__ or "").strip().split("\n")[0]
+    severity = getattr(rule, "severity", None) or "error / warn"
+    parent = getattr(rule, "parent", None)
+    return dg.AssetCheckSpec(
+        rule.check_name,
+        asset=asset_key(asset.asset),
+        blocking=rule.blocking,
+        description=f"{doc} (severity {severity}{', blocking' if rule.blocking else ''})",
+        additional_deps=[asset_key(parent)] if parent else None,
+        metadata={"rule_config": repr(rule)},
+    )
+
+
+def rule_groups(asset: AssetQuality) -> list[tuple[str, tuple[Rule, ...]]]:
+    """(op name, rules) per op: the asset's own rules together; each cross-asset rule apart.
+
+    A referential-integrity check must run after its parent is built in the same run, so it
+    depends on the parent; in one op with a blocking check of the asset, the parent's op
+    would wait for that op and that op for the parent.
+    """
+    base = f"quality_{asset.layer}_{asset.name}"
+    own = tuple(r for r in asset.rules if not isinstance(r, References))
+    groups = [(base, own)] if own else []
+    groups += [(f"{base}__{r.check_name}", (r,)) for r in asset.references]
+    return groups
+
+
+def build_asset_checks(asset: AssetQuality) -> list[dg.AssetChecksDefinition]:
+    return [_build_op(asset, name, rules) for name, rules in rule_groups(asset)]
+
+
+def _build_op(asset: AssetQuality, name: str, rules: tuple[Rule, ...]) -> dg.AssetChecksDefinition:
+    key = asset_key(asset.asset)
+
+    @dg.multi_asset_check(
+        specs=[check_spec(asset, rule) for rule in rules],
+        name=name,
+        can_subset=True,
+        description=f"Data-quality rules of {asset.asset} (platform_assets/quality/config.py).",
+        compute_kind="quality",
+    )
+    def _quality_checks(context: dg.AssetCheckExecutionContext, quality: QualityResource):
+        names = {k.name for k in context.selected_asset_check_keys if k.asset_key == key}
+        engine = quality.engine()
+        results = engine.evaluate(
+            asset,
+            checks=names,
+            as_of=quality.as_of_time(),
+            run_id=context.run.run_id,
+            context=lambda: lineage_context(context, key),
+        )
+        for result in results:
+            if not result.passed:
+                context.log.warning(
+                    f"{result.asset} {result.check_name} "
+                    f"{result.severity_label}: {result.description}"
+                )
+            yield to_check_result(result)
+
+    return _quality_checks
+
+
+def quality_asset_checks() -> list[dg.AssetChecksDefinition]:
+    return [op for asset in ASSETS.values() for op in build_asset_checks(asset)]
+
+
+def quality_schedule(checks: list[dg.AssetChecksDefinition]) -> dg.ScheduleDefinition:
+    job = dg.define_asset_job(
+        CHECKS_JOB,
+        selection=dg.AssetSelection.checks(*checks),
+        executor_def=dg.in_process_executor,  # one process runs every check in sequence
+        description="Every data-quality rule of every asset (raw, staging, mart).",
+        tags={"team": "data", "kind": "data-quality"},
+    )
+    return dg.ScheduleDefinition(
+        name="data_quality_every_30_minutes",
+        job=job,
+        cron_schedule=SCHEDULE_CRON,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Runs the data-quality checks every 30 minutes (freshness ages with time).",
+    )

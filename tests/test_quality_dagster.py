@@ -1,0 +1,102 @@
+"""End to end on the real code location: a fault injected into a small shop's raw data shows up
+as a failed asset check (with metadata and narrative), a Slack payload with the narrative on a
+local webhook, and rows in monitoring.data_quality_checks.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, time, timedelta
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from platform_assets.settings import get_settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def faulty_platform(small_platform, tmp_path, monkeypatch):
+    """A copy of the small shop whose last day has order lines pointing at no product."""
+    from platform_assets.quality.faults import inject_orphaned_order_items
+
+    lake = tmp_path / "lake"
+    shutil.copytree(small_platform.lake, lake)
+    changed = inject_orphaned_order_items(lake, small_platform.last_day)
+    assert changed > 0
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("LAKE_DIR", str(lake))
+    monkeypatch.setenv("DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+    for name in ("SLACK_WEBHOOK_URL", "SLACK_BOT_TOKEN", "LLM_PROVIDER", "PLATFORM_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    yield small_platform, tmp_path, changed
+    get_settings.cache_clear()
+
+
+def test_injected_fault_fails_a_check_alerts_slack_and_lands_in_history(faulty_platform):
+    from platform_assets.definitions import build_definitions, platform_assets
+    from platform_assets.quality.alerts import SlackAlerts, deliver_alerts
+    from platform_assets.quality.checks import quality_asset_checks
+    from platform_assets.quality.definitions import quality_resources
+    from platform_assets.quality.webhook import LocalWebhook
+
+    platform, data_dir, changed = faulty_platform
+    as_of = datetime.combine(platform.last_day + timedelta(days=1), time(0, 5))
+    defs = build_definitions()
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [*platform_assets(), *quality_asset_checks()],
+            instance=instance,
+            resources={**defs.resources, **quality_resources(as_of=as_of.isoformat())},
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: (
+                    platform.first_day - timedelta(days=1)
+                ).isoformat(),
+                ASSET_PARTITION_RANGE_END_TAG: platform.last_day.isoformat(),
+            },
+            raise_on_error=False,
+        )
+        assert result.success  # the failing check is not blocking: the run completes
+        ours = [e for e in result.get_asset_check_evaluations() if "rule" in e.metadata]
+        failed = {(e.asset_key.to_user_string(), e.check_name): e for e in ours if not e.passed}
+        key = ("staging/stg_order_items", "referential_integrity_product_id")
+        assert key in failed, sorted(failed)
+        evaluation = failed[key]
+        assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+        sample = evaluation.metadata["sample"].value
+        assert "990001" in sample
+        assert evaluation.metadata["narrator"].value == "deterministic narrator (no LLM)"
+        # nothing else critical on the clean parts of the shop
+        assert not [
+            k for k, e in failed.items() if e.severity == dg.AssetCheckSeverity.ERROR and k != key
+        ]
+
+        keys = sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda k: k.to_user_string())
+        with LocalWebhook() as hook:
+            _, outcome = deliver_alerts(instance, keys, None, SlackAlerts(webhook_url=hook.url))
+            texts = [p["text"] for p in hook.payloads]
+        assert any(
+            t.startswith("[CRITICAL] staging/stg_order_items · referential_integrity_product_id")
+            for t in texts
+        ), texts
+        alert = next(p for p in hook.payloads if "referential_integrity_product_id" in p["text"])
+        assert "Likely causes" in str(alert["blocks"])
+        assert len(outcome.alerts) == len(hook.payloads)
+
+    with duckdb.connect(str(data_dir / "monitoring.duckdb"), read_only=True) as con:
+        row = con.execute(
+            "select passed, severity, value, narrator, run_id from data_quality_checks "
+            "where asset = 'staging/stg_order_items' "
+            "and check_name = 'referential_integrity_product_id'"
+        ).fetchone()
+        total = con.execute("select count(*) from data_quality_checks").fetchone()[0]
+    assert row[0] is False and row[1] == "error" and row[2] > 0
+    assert row[3] == "deterministic narrator (no LLM)" and row[4] == result.run_id
+    assert total == len(ours)
