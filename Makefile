@@ -25,7 +25,7 @@ $(UV):
 env: $(UV)
 	$(UV) sync --frozen
 	@mkdir -p $(DAGSTER_HOME)
-	@test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
+	@test -f $(DAGSTER_HOME)/dagster.yaml || cp infra/dagster/local-dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 prepare: env
 	$(RUN) dagster-dbt project prepare-and-package --file platform_assets/dbt_project.py

@@ -3,7 +3,7 @@
 No `from __future__ import annotations` here: Dagster inspects the context annotation at runtime.
 """
 
-
+import importlib.metadata
 import json
 from collections.abc import Mapping
 from datetime import timedelta
@@ -17,25 +17,15 @@ from dagster_dbt import (
     DbtCliResource,
     dbt_assets,
 )
+from packaging import version
 
+from platform_assets.dbt_project import dbt_project
 from platform_assets.partitions import daily_partitions
 from platform_assets.raw_assets import raw_asset_key
-from platform_assets.dbt_project import dbt_project
 from platform_assets.settings import get_settings
 
 PARTITIONED_TAG = "partitioned"
 LAYER_GROUPS = {"staging": "staging", "intermediate": "staging", "marts": "mart"}
-
-# eager() waits until every upstream day partition exists; a whole-table model reading the
-# event days must refresh as soon as any of them changes, not only after a full backfill.
-WHOLE_TABLE_CONDITION = (
-    dg.AutomationCondition.eager()
-    .without(~dg.AutomationCondition.any_deps_missing())
-    .with_label("eager (upstream day partitions may be missing)")
-)
-
-
-
 
 # The shop's SLA: a mart more than 30 minutes behind is critical.
 MART_FRESHNESS = dg.FreshnessPolicy.time_window(
@@ -44,8 +34,8 @@ MART_FRESHNESS = dg.FreshnessPolicy.time_window(
 
 
 class PlatformTranslator(DagsterDbtTranslator):
-    """raw sources map onto the raw AssetSpecs; models group by layer and refresh eagerly;
-    marts carry the freshness SLA."""
+    """raw sources map onto the raw AssetSpecs; models group by layer; marts carry the
+    freshness SLA. No automation conditions: the raw sensor requests refreshes (see README)."""
 
     def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
@@ -62,15 +52,6 @@ class PlatformTranslator(DagsterDbtTranslator):
         if dbt_resource_props["resource_type"] == "source":
             return "raw"
         return LAYER_GROUPS.get(self._folder(dbt_resource_props), "staging")
-
-    def get_automation_condition(
-        self, dbt_resource_props: Mapping[str, Any]
-    ) -> dg.AutomationCondition | None:
-        if dbt_resource_props["resource_type"] != "model":
-            return None
-        if PARTITIONED_TAG in dbt_resource_props.get("tags", []):
-            return dg.AutomationCondition.eager()
-        return WHOLE_TABLE_CONDITION
 
     @staticmethod
     def _folder(props: Mapping[str, Any]) -> str:
@@ -120,5 +101,18 @@ def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
     yield from dbt.cli(["build"], context=context).stream()
 
 
+class PlatformDbtCliResource(DbtCliResource):
+    """dagster-dbt runs `dbt --version` in every run to tell dbt-core from dbt Fusion; that
+    imports every adapter and asks PyPI for releases (10-20 s per run here, and in every run
+    pod). The installed dbt-core gives the same answer at once. `_cli_version` is private in
+    dagster-dbt 0.29: check it on upgrades (tests/test_pipeline.py does)."""
+
+    @property
+    def _cli_version(self) -> version.Version:
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project, target=get_settings().resolved_dbt_target)
+    return PlatformDbtCliResource(
+        project_dir=dbt_project, target=get_settings().resolved_dbt_target
+    )

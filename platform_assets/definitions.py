@@ -2,12 +2,21 @@
 
 import dagster as dg
 
+from platform_assets.compaction_assets import compact_raw_lake_job, compact_raw_lake_schedule
 from platform_assets.dbt import dbt_event_models, dbt_models, dbt_resource
 from platform_assets.quality.definitions import quality_definitions
 from platform_assets.raw_assets import raw_asset_specs
+from platform_assets.raw_sensors import (
+    WAREHOUSE_TAG_KEY,
+    WAREHOUSE_TAG_VALUE,
+    raw_sensor_definitions,
+)
 from platform_assets.reconciliation import reconciliation_checks, reconciliation_definitions
 from platform_assets.settings import get_settings
 
+# DuckDB has one writer: every run that writes the local warehouse carries this tag, and the
+# instance's run queue (dagster.yaml, written by `make env`) runs one such run at a time.
+WAREHOUSE_WRITER = {WAREHOUSE_TAG_KEY: WAREHOUSE_TAG_VALUE}
 RECONCILIATION = dg.AssetSelection.checks(*reconciliation_checks())
 # The reconciliation needs the source database and a drained stream: it runs on its own.
 DBT_ASSETS = dg.AssetSelection.assets(dbt_event_models, dbt_models) - RECONCILIATION
@@ -15,10 +24,13 @@ DBT_ASSETS = dg.AssetSelection.assets(dbt_event_models, dbt_models) - RECONCILIA
 daily_refresh_job = dg.define_asset_job(
     "daily_refresh",
     selection=DBT_ASSETS,
+    tags=WAREHOUSE_WRITER,
     description="Rebuild the day's event partition and every staging and mart table.",
 )
 daily_refresh_schedule = dg.build_schedule_from_partitioned_job(
-    daily_refresh_job, hour_of_day=1, minute_of_hour=15,
+    daily_refresh_job,
+    hour_of_day=1,
+    minute_of_hour=15,
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 reconcile_cdc_job = dg.define_asset_job(
@@ -27,15 +39,9 @@ reconcile_cdc_job = dg.define_asset_job(
     description="Compare the staging current state with the shop's PostgreSQL.",
 )
 reconcile_cdc_schedule = dg.ScheduleDefinition(
-    job=reconcile_cdc_job, cron_schedule="*/30 * * * *",
+    job=reconcile_cdc_job,
+    cron_schedule="*/30 * * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-)
-automation_sensor = dg.AutomationConditionSensorDefinition(
-    "refresh_on_new_raw_data",
-    target=DBT_ASSETS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=15,
-    description="Refreshes staging and marts when the raw tables they read change.",
 )
 
 
@@ -48,9 +54,11 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions.merge(
         dg.Definitions(
             assets=platform_assets(),
-            jobs=[daily_refresh_job, reconcile_cdc_job],
-            schedules=[daily_refresh_schedule, reconcile_cdc_schedule],
-            sensors=[automation_sensor],
+            jobs=[daily_refresh_job, reconcile_cdc_job, compact_raw_lake_job],
+            schedules=[daily_refresh_schedule, reconcile_cdc_schedule, compact_raw_lake_schedule],
+            # the raw sensor reports new raw data and requests the refreshes itself (one run
+            # per tick, none while one is queued or running): see the README on eager()
+            sensors=raw_sensor_definitions(refresh_latest=True),
             resources={"dbt": dbt_resource()},
         ),
         reconciliation_definitions(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dagster as dg
 
 from streaming.raw.schema import RAW_TABLES, RawTable
@@ -11,6 +13,10 @@ RAW_GROUP = "raw"
 
 def raw_asset_key(table: str) -> dg.AssetKey:
     return dg.AssetKey(["raw", table])
+
+
+# Lateness starts here: events more than 30 minutes behind break the marts' SLA too.
+RAW_EVENTS_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(minutes=30))
 
 
 def _spec(table: RawTable, storage_kind: str) -> dg.AssetSpec:
@@ -29,6 +35,7 @@ def _spec(table: RawTable, storage_kind: str) -> dg.AssetSpec:
             "partitioned_by": table.partition_column,
         },
         tags={"layer": "raw"},
+        freshness_policy=RAW_EVENTS_FRESHNESS if table.name == "events" else None,
     )
 
 

@@ -56,6 +56,28 @@ class Settings:
         "PUBSUB_DEAD_LETTER_TOPIC", "events-dead-letter", "Topic for rejected events"
     )
     pubsub_cdc_topic: str = _setting("PUBSUB_CDC_TOPIC", "cdc", "Topic for raw CDC rows")
+    pubsub_events_subscription: str = _setting(
+        "PUBSUB_EVENTS_SUBSCRIPTION", "events-raw", "Subscription of the events topic read by Beam"
+    )
+    pubsub_dead_letter_subscription: str = _setting(
+        "PUBSUB_DEAD_LETTER_SUBSCRIPTION", "events-dead-letter-raw",
+        "Subscription of the dead-letter topic read by Beam",
+    )
+    pubsub_cdc_subscription: str = _setting(
+        "PUBSUB_CDC_SUBSCRIPTION", "cdc-raw", "Subscription of the CDC topic read by Beam"
+    )
+    beam_flush_seconds: str = _setting(
+        "BEAM_FLUSH_SECONDS", "2", "Local sink: flush a table's buffered rows after this many seconds"
+    )
+    beam_flush_rows: str = _setting(
+        "BEAM_FLUSH_ROWS", "5000", "Local sink: flush a table's buffered rows at this many rows"
+    )
+    raw_sensor_interval_seconds: str = _setting(
+        "RAW_SENSOR_INTERVAL_SECONDS", "10", "Minimum interval of the raw tables sensor"
+    )
+    compaction_min_age_seconds: str = _setting(
+        "COMPACTION_MIN_AGE_SECONDS", "600", "Compaction only merges raw files older than this"
+    )
     collector_host: str = _setting("COLLECTOR_HOST", "127.0.0.1", "Collector bind address")
     collector_port: str = _setting("COLLECTOR_PORT", "8080", "Collector port")
     collector_write_keys: str = _setting(

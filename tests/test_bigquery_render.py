@@ -175,7 +175,7 @@ def test_physical_layout(compiled: Compiled) -> None:
     assert {models[n]["schema"] for n in MODELS if n.startswith(("stg_", "int_"))} == {"staging"}
     assert {models[n]["schema"] for n in MODELS if n.startswith(("fct_", "mart_"))} == {"mart"}
     assert {models[n]["database"] for n in MODELS} == {"local-project"}
-    assert models["stg_events_dead_letter"]["config"]["materialized"] == "view"
+    assert models["stg_events_dead_letter"]["config"]["materialized"] == "table"
 
 
 def test_incremental_branches_render_valid_bigquery_sql(tmp_path: Path) -> None:

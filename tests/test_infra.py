@@ -299,21 +299,9 @@ def test_terraform_provider_pins() -> None:
     assert providers["google"]["version"] == "~> 6.0"
 
 
-def beam_local_settings() -> dict[str, tuple[str, str]]:
-    """streaming.beam.options.LOCAL_SETTINGS, read without importing Beam (slow to import)."""
-    import ast
-
-    tree = ast.parse((ROOT / "streaming" / "beam" / "options.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "LOCAL_SETTINGS":
-            return ast.literal_eval(node.value)
-    raise AssertionError("LOCAL_SETTINGS not found in streaming/beam/options.py")
-
-
 def test_terraform_names_match_the_code() -> None:
     from platform_assets.settings import Settings
 
-    LOCAL_SETTINGS = beam_local_settings()  # noqa: N806 - the name it has in the code
     defaults = Settings()
     variables = terraform_variables()
     assert variables["topics"] == {
@@ -322,9 +310,9 @@ def test_terraform_names_match_the_code() -> None:
         "cdc": defaults.pubsub_cdc_topic,
     }
     assert variables["beam_subscriptions"] == {
-        "events": LOCAL_SETTINGS["PUBSUB_EVENTS_SUBSCRIPTION"][0],
-        "dead_letter": LOCAL_SETTINGS["PUBSUB_DEAD_LETTER_SUBSCRIPTION"][0],
-        "cdc": LOCAL_SETTINGS["PUBSUB_CDC_SUBSCRIPTION"][0],
+        "events": defaults.pubsub_events_subscription,
+        "dead_letter": defaults.pubsub_dead_letter_subscription,
+        "cdc": defaults.pubsub_cdc_subscription,
     }
     assert variables["datasets"]["raw"] == defaults.bq_raw_dataset
     assert set(variables["datasets"]) == {"raw", "staging", "mart", "monitoring"}
@@ -589,7 +577,10 @@ def test_platform_settings_mirror_settings_module() -> None:
     assert set(data) <= known, f"not settings of platform_assets/settings.py: {set(data) - known}"
     secrets = {"COLLECTOR_WRITE_KEYS", "SLACK_WEBHOOK_URL", "SLACK_BOT_TOKEN", "SOURCE_DB_DSN"}
     assert not set(data) & secrets, "secrets belong in Secret Manager, not the ConfigMap"
-    local_only = {"DATA_DIR", "LAKE_DIR", "DUCKDB_PATH", "PUBSUB_EMULATOR_HOST"}
+    local_only = {
+        "DATA_DIR", "LAKE_DIR", "DUCKDB_PATH", "PUBSUB_EMULATOR_HOST", "MONITORING_DUCKDB_PATH",
+        "BEAM_FLUSH_SECONDS", "BEAM_FLUSH_ROWS", "COMPACTION_MIN_AGE_SECONDS",
+    }
     missing = known - secrets - local_only - set(data)
     assert not missing, (
         f"settings missing from infra/k8s/base/platform-settings.yaml (or, if secret, from "

@@ -203,7 +203,7 @@ def test_funnel_order_sessions_match_sessionized_events(built, wh, sent):
     assert {d: n for d, n in got.items() if n} == dict(expected)
 
 
-def test_definitions_lineage_groups_and_automation(dbt_manifest):
+def test_definitions_lineage_groups_and_refresh_wiring(dbt_manifest):
     from platform_assets.definitions import defs
 
     graph = defs.resolve_asset_graph()
@@ -215,9 +215,25 @@ def test_definitions_lineage_groups_and_automation(dbt_manifest):
     assert stg_events.partitions_def is not None
     assert graph.get(dg.AssetKey(["raw", "events"])).group_name == "raw"
     assert not graph.get(dg.AssetKey(["raw", "events"])).is_materializable
-    assert node.automation_condition is not None
+    # refreshes come from the raw sensor's run requests, not from automation conditions
+    assert node.automation_condition is None
+    assert {s.name for s in defs.sensors} >= {"raw_tables_sensor", "data_quality_slack_alerts"}
+    assert graph.get(dg.AssetKey(["raw", "events"])).freshness_policy is not None
     assert node.freshness_policy is not None
     assert node.freshness_policy.fail_window.to_timedelta() == timedelta(minutes=30)
     assert upstream.freshness_policy is None
     assert defs.resolve_job_def("daily_refresh") is not None
     assert {"daily_refresh_schedule", "reconcile_cdc_schedule"} <= {s.name for s in defs.schedules}
+
+
+def test_dbt_resource_knows_the_dbt_version_without_running_dbt(dbt_manifest):
+    """PlatformDbtCliResource overrides a private dagster-dbt property: fail loudly on upgrade."""
+    import importlib.metadata
+
+    from dagster_dbt import DbtCliResource
+
+    from platform_assets.dbt import dbt_resource
+
+    assert "_cli_version" in DbtCliResource.__dict__
+    resource = dbt_resource()
+    assert str(resource._cli_version) == importlib.metadata.version("dbt-core")

@@ -1,0 +1,405 @@
+"""Raw sensors: new lake files / BigQuery metadata -> raw materializations; late days -> runs."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+
+import dagster as dg
+import pytest
+
+from platform_assets.raw_sensors import (
+    LATE_DAYS_TAG,
+    SENSOR_NAME,
+    WAREHOUSE_TAG_KEY,
+    BigQueryObserver,
+    LakeObserver,
+    RawCursor,
+    evaluate_raw_tables,
+    late_days,
+    next_range,
+    raw_sensor_definitions,
+)
+from streaming.compaction import compact_partition
+from streaming.raw.rows import event_row
+from streaming.raw.writer import ParquetRawWriter
+
+NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+TODAY = NOW.date()
+PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-11-01", timezone="UTC", end_offset=1)
+KEYS = [dg.AssetKey(["staging", "stg_events"])]
+
+
+def events(day: date, n: int = 3, start: int = 0) -> list[dict]:
+    at = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=10)
+    return [
+        event_row(
+            {
+                "type": "page",
+                "anonymousId": "a",
+                "messageId": f"{day}-{start + i}",
+                "originalTimestamp": at.isoformat(),
+            },
+            source="web",
+            received_at=at,
+            ingested_at=NOW,
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def lake(tmp_path):
+    writer = ParquetRawWriter(tmp_path)
+    writer.ensure_tables()
+    return writer
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def tick(instance, observer, cursor=None, now=NOW):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+    return evaluate_raw_tables(
+        context, observer, refresh_keys=KEYS, partitions_def=PARTITIONS, now=now
+    )
+
+
+def by_table(result) -> dict[str, dg.AssetMaterialization]:
+    return {e.asset_key.path[-1]: e for e in result.asset_events}
+
+
+# --- local lake --------------------------------------------------------------------------------
+
+
+def test_new_files_are_reported_once_with_rows_and_partitions(lake, instance):
+    lake.write("events", events(TODAY) + events(TODAY - timedelta(days=2), 2))
+    observer = LakeObserver(lake.lake_path)
+    first = tick(instance, observer)
+    assert set(by_table(first)) == {"events"}
+    meta = by_table(first)["events"].metadata
+    assert meta["new_files"].value == 2 and meta["new_rows"].value == 5
+    assert meta["partitions_touched"].value == [str(TODAY - timedelta(days=2)), str(TODAY)]
+    assert "first observation" in by_table(first)["events"].description
+    assert first.run_requests == []  # the first tick only takes stock
+
+    again = tick(instance, observer, first.cursor)
+    assert again.asset_events == [] and "no new raw data" in again.skip_reason.skip_message
+
+    lake.write("events", events(TODAY, 4, start=10))
+    third = tick(instance, observer, again.cursor)
+    meta = by_table(third)["events"].metadata
+    assert (meta["new_files"].value, meta["new_rows"].value) == (1, 4)
+    assert meta["late_event_days"].value == []
+    assert third.run_requests == []  # today's partition is eager()'s job
+
+
+def test_the_cursor_is_plain_json_and_survives_a_restart(lake, instance):
+    lake.write(
+        "cdc_users",
+        [
+            {
+                "op": "c",
+                "pk": "1",
+                "before": None,
+                "after": "{}",
+                "lsn": 1,
+                "tx_id": 1,
+                "source_ts": datetime(2026, 11, 20),
+                "snapshot": "false",
+                "kafka_topic": "t",
+                "kafka_partition": 0,
+                "kafka_offset": 0,
+                "ingested_at": datetime(2026, 11, 20),
+                "ingest_date": date(2026, 11, 20),
+            }
+        ],
+    )
+    first = tick(instance, LakeObserver(lake.lake_path))
+    document = json.loads(first.cursor)
+    assert document["v"] == 1 and document["id"].startswith("lake:")
+    # a new process, a new observer object, the stored cursor: nothing is reported twice
+    second = tick(instance, LakeObserver(lake.lake_path), first.cursor)
+    assert second.asset_events == []
+    # a cursor for another lake starts over
+    other = dict(document, id="lake:/elsewhere")
+    assert by_table(tick(instance, LakeObserver(lake.lake_path), json.dumps(other)))
+
+
+def test_a_file_renamed_in_late_is_still_seen(lake):
+    """A file whose change time is at or before the watermark but was not listed last time."""
+    lake.write("events", events(TODAY))
+    observer = LakeObserver(lake.lake_path, settle_seconds=30)
+    ((name, changed, _path),) = observer.list_files("events")
+    state = {"events": {"w": changed + 5 * 10**9, "recent": []}}
+    changes, _ = observer.observe(state)
+    assert changes["events"].new_files == 1
+    state = {"events": {"w": changed + 5 * 10**9, "recent": [name]}}
+    assert observer.observe(state)[0] == {}
+    state = {"events": {"w": changed + 60 * 10**9, "recent": []}}  # settled long ago: seen
+    assert observer.observe(state)[0] == {}
+
+
+def test_compaction_output_is_a_rewrite_not_new_data(lake, instance):
+    day = TODAY - timedelta(days=1)
+    for i in range(3):
+        lake.write("events", events(day, 2, start=10 * i))
+    observer = LakeObserver(lake.lake_path, settle_seconds=30)
+    first = tick(instance, observer)
+    compact_partition(lake.lake_path / "events" / f"event_date={day}", "events", min_age_seconds=0)
+    after = tick(instance, observer, first.cursor)
+    assert after.asset_events == [] and after.run_requests == []
+    # but new data merged before the sensor saw it is reported
+    lake.write("events", events(day, 2, start=100))
+    lake.write("events", events(day, 2, start=200))
+    compact_partition(lake.lake_path / "events" / f"event_date={day}", "events", min_age_seconds=0)
+    latest = tick(instance, observer, after.cursor)
+    meta = by_table(latest)["events"].metadata
+    assert meta["new_rows"].value == 10  # the merged file: 6 old + 4 unseen rows
+    assert meta["late_event_days"].value == [str(day)]
+
+
+# --- late event days ---------------------------------------------------------------------------
+
+
+def test_late_days_and_ranges():
+    days = [
+        str(TODAY),
+        "2026-11-18",
+        "2026-11-17",
+        "2026-11-10",
+        "2025-01-01",
+        "2026-12-25",
+        "junk",
+    ]
+    late, outside = late_days(days, PARTITIONS, NOW)
+    assert late == ["2026-11-10", "2026-11-17", "2026-11-18"]
+    assert outside == ["2025-01-01", "2026-12-25", "junk"]
+    assert next_range(late) == ("2026-11-10", "2026-11-10")
+    assert next_range(["2026-11-17", "2026-11-18", "2026-11-19"]) == ("2026-11-17", "2026-11-19")
+    many = [str(date(2026, 1, 1) + timedelta(days=i)) for i in range(40)]
+    assert next_range(many, max_days=31) == ("2026-01-01", "2026-01-31")
+
+
+def test_late_event_days_are_refreshed_one_run_at_a_time(lake, instance):
+    observer = LakeObserver(lake.lake_path)
+    cursor = tick(instance, observer).cursor  # empty lake: takes stock
+    d1, d2, d5 = (str(TODAY - timedelta(days=n)) for n in (1, 2, 5))
+    for day in (d1, d2, d5):
+        lake.write("events", events(date.fromisoformat(day)))
+    result = tick(instance, observer, cursor)
+    assert by_table(result)["events"].metadata["late_event_days"].value == [d5, d2, d1]
+    (first,) = result.run_requests  # the earliest contiguous range first
+    assert first.asset_selection == KEYS and first.partition_key == d5
+    assert (
+        first.tags[WAREHOUSE_TAG_KEY] == "refresh" and first.tags[LATE_DAYS_TAG] == f"{d5}...{d5}"
+    )
+    assert RawCursor.load(result.cursor).pending_days == [d2, d1]
+
+    # that run is in flight: nothing more is requested; new late rows for d5 queue it again
+    instance.add_run(
+        dg.DagsterRun(
+            job_name="__anonymous_asset_job",
+            run_id="r1",
+            status=dg.DagsterRunStatus.STARTED,
+            asset_selection=frozenset(KEYS),
+        )
+    )
+    lake.write("events", events(date.fromisoformat(d5), 1, start=50))
+    waiting = tick(instance, observer, result.cursor)
+    assert waiting.run_requests == []
+    assert RawCursor.load(waiting.cursor).pending_days == [d5, d2, d1]
+    assert by_table(waiting)["events"]  # the raw materialization is still reported
+
+    instance.report_run_canceled(instance.get_run_by_id("r1"))  # no longer in flight
+    again = tick(instance, observer, waiting.cursor)
+    (second,) = again.run_requests
+    assert second.partition_key == d5
+    final = tick(instance, observer, again.cursor)
+    (third,) = final.run_requests
+    assert third.partition_key is None
+    assert third.tags["dagster/asset_partition_range_start"] == d2
+    assert third.tags["dagster/asset_partition_range_end"] == d1
+    assert RawCursor.load(final.cursor).pending_days == []
+    assert len({r.run_key for r in (first, second, third)}) == 3
+    assert tick(instance, observer, final.cursor).run_requests == []
+
+
+# --- BigQuery --------------------------------------------------------------------------------
+
+
+class FakeBigQuery:
+    """Records calls; tables and partitions are set by the test."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.tables: dict[str, SimpleNamespace] = {}
+        self.partitions: dict[str, list[dict]] = {}
+
+    def set_table(self, name, modified, num_rows, buffer_rows=0, oldest=None):
+        buffer = (
+            SimpleNamespace(estimated_rows=buffer_rows, oldest_entry_time=oldest)
+            if buffer_rows
+            else None
+        )
+        self.tables[name] = SimpleNamespace(
+            modified=modified, num_rows=num_rows, streaming_buffer=buffer
+        )
+
+    def get_table(self, table_id):
+        self.calls.append(("get_table", table_id))
+        return self.tables[table_id.rsplit(".", 1)[1]]
+
+    def query(self, sql, job_config=None):
+        params = {p.name: p.value for p in job_config.query_parameters}
+        self.calls.append(("query", params["table_name"], params["since_ms"]))
+        assert "`shop-prod.raw.INFORMATION_SCHEMA.PARTITIONS`" in sql
+        rows = [
+            r
+            for r in self.partitions.get(params["table_name"], [])
+            if r["last_modified_ms"] > params["since_ms"]
+        ]
+        return SimpleNamespace(result=lambda: rows)
+
+
+def test_bigquery_metadata_drives_the_same_reports(instance):
+    client = FakeBigQuery()
+    t0 = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
+    client.set_table("events", t0, 1000)
+    client.set_table("cdc_orders", t0, 50)
+    observer = BigQueryObserver(client, "shop-prod", "raw", tables=["events", "cdc_orders"])
+    first = tick(instance, observer)
+    assert set(by_table(first)) == {"events", "cdc_orders"}
+    assert by_table(first)["events"].metadata["dagster/row_count"].value == 1000
+    assert ("get_table", "shop-prod.raw.events") in client.calls
+    assert ("query", "events", 0) in client.calls
+
+    # nothing changed: metadata only, no partition queries
+    client.calls.clear()
+    unchanged = tick(instance, observer, first.cursor)
+    assert unchanged.asset_events == []
+    assert [c[0] for c in client.calls] == ["get_table", "get_table"]
+
+    # rows in the streaming buffer, and a late partition rewritten by the buffer's extraction
+    client.calls.clear()
+    t1 = t0 + timedelta(minutes=5)
+    client.set_table("events", t1, 1000, buffer_rows=40, oldest=t1)
+    client.partitions["events"] = [
+        {
+            "partition_id": "20261118",
+            "total_rows": 10,
+            "last_modified_ms": int(t1.timestamp() * 1e3),
+        },
+        {
+            "partition_id": "__UNPARTITIONED__",
+            "total_rows": 40,
+            "last_modified_ms": int(t1.timestamp() * 1e3),
+        },
+    ]
+    changed = tick(instance, observer, unchanged.cursor)
+    meta = by_table(changed)["events"].metadata
+    assert meta["streaming_buffer_rows"].value == 40 and meta["new_rows"].value == 40
+    assert meta["partitions_touched"].value == ["2026-11-18"]
+    (request,) = changed.run_requests
+    assert request.partition_key == "2026-11-18"
+    assert ("query", "events", 0) in client.calls  # since the last partition change seen
+    assert set(by_table(changed)) == {"events"}
+    state = RawCursor.load(changed.cursor).tables["events"]
+    assert state["partitions_ms"] == int(t1.timestamp() * 1e3)
+
+
+# --- the sensor definition -------------------------------------------------------------------
+
+
+def test_the_sensor_definition_targets_the_partitioned_dbt_models(dbt_manifest, lake, instance):
+    from platform_assets.dbt import dbt_event_models, dbt_resource
+
+    (sensor,) = raw_sensor_definitions(observer_factory=lambda _s: LakeObserver(lake.lake_path))
+    assert sensor.name == SENSOR_NAME
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    defs = dg.Definitions(
+        assets=[dbt_event_models], sensors=[sensor], resources={"dbt": dbt_resource()}
+    )
+    context = dg.build_sensor_context(instance=instance, definitions=defs)
+    day = datetime.now(UTC).date() - timedelta(days=3)
+    lake.write("events", events(day))
+    first = sensor(context)
+    assert by_table(first) and first.run_requests == []
+    lake.write("events", events(day, 2, start=9))
+    context = dg.build_sensor_context(instance=instance, cursor=first.cursor, definitions=defs)
+    second = sensor(context)
+    (request,) = second.run_requests
+    assert set(request.asset_selection) == set(dbt_event_models.keys)
+    assert request.partition_key == str(day)
+
+
+def test_refresh_latest_mode_requests_one_run_for_the_latest_day_and_whole_tables(
+    dbt_manifest, lake, instance
+):
+    from platform_assets.dbt import dbt_event_models, dbt_models, dbt_resource
+
+    (sensor,) = raw_sensor_definitions(
+        observer_factory=lambda _s: LakeObserver(lake.lake_path), refresh_latest=True
+    )
+    defs = dg.Definitions(
+        assets=[dbt_event_models, dbt_models], sensors=[sensor], resources={"dbt": dbt_resource()}
+    )
+    today = datetime.now(UTC).date()
+    lake.write("events", events(today))
+    first = sensor(dg.build_sensor_context(instance=instance, definitions=defs))
+    (request,) = first.run_requests
+    names = {k.to_user_string() for k in request.asset_selection}
+    assert request.partition_key == str(today)
+    assert {"staging/stg_events", "staging/int_sessions", "mart/mart_conversion_funnel"} <= names
+    assert "staging/stg_users" not in names  # not downstream of raw/events
+    assert request.tags[WAREHOUSE_TAG_KEY] == "refresh"
+
+    # while it is in flight, new data only marks the day dirty; then one more run
+    instance.add_run(
+        dg.DagsterRun(
+            job_name="__anonymous_asset_job",
+            run_id="r2",
+            status=dg.DagsterRunStatus.STARTING,
+            asset_selection=frozenset(request.asset_selection),
+        )
+    )
+    lake.write("events", events(today, 2, start=20))
+    context = dg.build_sensor_context(instance=instance, cursor=first.cursor, definitions=defs)
+    waiting = sensor(context)
+    assert waiting.run_requests == [] and RawCursor.load(waiting.cursor).dirty == ["events"]
+    instance.report_run_canceled(instance.get_run_by_id("r2"))
+    context = dg.build_sensor_context(instance=instance, cursor=waiting.cursor, definitions=defs)
+    again = sensor(context)
+    (request2,) = again.run_requests
+    assert request2.partition_key == str(today) and request2.run_key != request.run_key
+
+    # only a CDC table changed: its downstream whole tables, without a partition
+    lake.write(
+        "cdc_users",
+        [
+            {
+                "op": "c",
+                "pk": "1",
+                "before": None,
+                "after": "{}",
+                "lsn": 1,
+                "tx_id": 1,
+                "source_ts": datetime(2026, 11, 20),
+                "snapshot": "false",
+                "kafka_topic": "t",
+                "kafka_partition": 0,
+                "kafka_offset": 0,
+                "ingested_at": datetime(2026, 11, 20),
+                "ingest_date": date(2026, 11, 20),
+            }
+        ],
+    )
+    context = dg.build_sensor_context(instance=instance, cursor=again.cursor, definitions=defs)
+    (cdc_run,) = sensor(context).run_requests
+    names = {k.to_user_string() for k in cdc_run.asset_selection}
+    assert cdc_run.partition_key is None and "staging/stg_users" in names
+    assert "staging/stg_events" not in names and "mart/mart_user_behavior" in names
