@@ -414,8 +414,32 @@ def refresh_in_flight(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey])
     return None
 
 
+# Checks that need more than the refreshed table (the source database, a drained stream)
+# run from their own job, not along with every refresh.
+STANDALONE_CHECKS = frozenset({"reconciles_with_source"})
+
+
+def _ride_along_checks(
+    context: dg.SensorEvaluationContext, keys: Sequence[dg.AssetKey]
+) -> list[dg.AssetCheckKey] | None:
+    repository = getattr(context, "repository_def", None)
+    if repository is None:
+        return None
+    wanted = set(keys)
+    return [
+        check
+        for check in repository.asset_graph.asset_check_keys
+        if check.asset_key in wanted and check.name not in STANDALONE_CHECKS
+    ]
+
+
 def _request(
-    cursor: "RawCursor", kind: str, start: str, end: str, keys: Sequence[dg.AssetKey]
+    cursor: "RawCursor",
+    kind: str,
+    start: str,
+    end: str,
+    keys: Sequence[dg.AssetKey],
+    check_keys: Sequence[dg.AssetCheckKey] | None = None,
 ) -> dg.RunRequest:
     """One run over the event days start..end (one partition, or a single-run range)."""
     cursor.seq += 1
@@ -425,7 +449,11 @@ def _request(
     run_key = f"{'late-event-days' if kind == 'late' else 'latest-event-day'}-{cursor.seq}"
     if start == end:
         return dg.RunRequest(
-            run_key=run_key, asset_selection=list(keys), partition_key=start, tags=tags
+            run_key=run_key,
+            asset_selection=list(keys),
+            asset_check_keys=check_keys,
+            partition_key=start,
+            tags=tags,
         )
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
@@ -433,7 +461,9 @@ def _request(
     )
 
     tags |= {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
-    return dg.RunRequest(run_key=run_key, asset_selection=list(keys), tags=tags)
+    return dg.RunRequest(
+        run_key=run_key, asset_selection=list(keys), asset_check_keys=check_keys, tags=tags
+    )
 
 
 def _downstream(
@@ -505,20 +535,27 @@ def evaluate_raw_tables(
         keys = list(refresh_keys)
         if refresh_latest:
             keys += _downstream(context, [EVENT_TABLE], whole_table_keys)
-        run_requests.append(_request(cursor, "late", start, end, keys))
+        run_requests.append(
+            _request(cursor, "late", start, end, keys, _ride_along_checks(context, keys))
+        )
         cursor.pending_days = [d for d in cursor.pending_days if not start <= d <= end]
     elif waiting_on is None and cursor.dirty:
         whole = _downstream(context, cursor.dirty, whole_table_keys)
         days = partitions_def.get_partition_keys(current_time=now)
         if EVENT_TABLE in cursor.dirty and days:
             keys = [*refresh_keys, *whole]
-            run_requests.append(_request(cursor, "latest", days[-1], days[-1], keys))
+            run_requests.append(
+                _request(
+                    cursor, "latest", days[-1], days[-1], keys, _ride_along_checks(context, keys)
+                )
+            )
         elif whole:  # only CDC / dead letters changed: whole tables, no partition
             cursor.seq += 1
             run_requests.append(
                 dg.RunRequest(
                     run_key=f"whole-tables-{cursor.seq}",
                     asset_selection=whole,
+                    asset_check_keys=_ride_along_checks(context, whole),
                     tags={WAREHOUSE_TAG_KEY: WAREHOUSE_TAG_VALUE},
                 )
             )

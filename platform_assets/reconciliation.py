@@ -167,6 +167,7 @@ def check_results(outcome: Reconciliation) -> list[dg.AssetCheckResult]:
     ],
     required_resource_keys={RESOURCE_KEY},
     name="cdc_reconciliation",
+    can_subset=True,
 )
 def cdc_reconciliation(context: dg.AssetCheckExecutionContext):
     source: CdcSourceResource = getattr(context.resources, RESOURCE_KEY)
@@ -191,7 +192,10 @@ def cdc_reconciliation(context: dg.AssetCheckExecutionContext):
         outcome.drain.reason,
         {t: (r.source_rows, r.warehouse_rows, r.matches) for t, r in outcome.tables.items()},
     )
-    yield from check_results(outcome)
+    selected = context.selected_asset_check_keys
+    for result in check_results(outcome):
+        if dg.AssetCheckKey(result.asset_key, result.check_name) in selected:
+            yield result
 
 
 def reconciliation_checks() -> list[dg.AssetChecksDefinition]:

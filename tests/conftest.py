@@ -17,6 +17,15 @@ if VENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = VENV_BIN + os.pathsep + os.environ.get("PATH", "")
 
 
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Settings are cached per process; a test that changes the environment gets its own."""
+    yield
+    from platform_assets.settings import get_settings
+
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def dbt_manifest() -> Path:
     """The dbt manifest that @dbt_assets reads at import (prepared once per session)."""

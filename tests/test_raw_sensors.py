@@ -403,3 +403,27 @@ def test_refresh_latest_mode_requests_one_run_for_the_latest_day_and_whole_table
     names = {k.to_user_string() for k in cdc_run.asset_selection}
     assert cdc_run.partition_key is None and "staging/stg_users" in names
     assert "staging/stg_events" not in names and "mart/mart_user_behavior" in names
+
+
+def test_refreshes_of_the_code_location_leave_the_reconciliation_to_its_own_job(
+    dbt_manifest, lake, instance, monkeypatch
+):
+    """Checks ride along with the refreshes the sensor requests, except the reconciliation,
+    which needs the source database and a drained stream (it has its own job)."""
+    from platform_assets.definitions import defs
+    from platform_assets.raw_sensors import SENSOR_NAME
+
+    from platform_assets.settings import get_settings
+
+    monkeypatch.setenv("LAKE_DIR", str(lake.lake_path))
+    get_settings.cache_clear()
+    sensor = defs.resolve_sensor_def(SENSOR_NAME)
+    first = sensor(dg.build_sensor_context(instance=instance, definitions=defs))
+    lake.write("events", events(datetime.now(UTC).date()))
+    context = dg.build_sensor_context(instance=instance, cursor=first.cursor, definitions=defs)
+    (request,) = sensor(context).run_requests
+    checks = set(request.asset_check_keys)
+    selected = set(request.asset_selection)
+    assert checks and {c.asset_key for c in checks} <= selected
+    assert dg.AssetCheckKey(dg.AssetKey(["staging", "stg_events"]), "duplicate_keys") in checks
+    assert not any(c.name == "reconciles_with_source" for c in checks)

@@ -173,7 +173,9 @@ def drift_batch(table: str, arrival_day: date, arrow_table: Any, faults: list[Fa
     return drifted.set_column(index, "sent_at", as_text)
 
 
-def inject_orphaned_order_items(lake_path: Path | str, day: date, share: float = 0.3) -> int:
+def inject_orphaned_order_items(
+    lake_path: Path | str, day: date, share: float = 0.3, ops: tuple[str, ...] = ("c",)
+) -> int:
     """For the demo: on `day`, point a share of that day's new order lines at a product that
     does not exist (CDC updates appended to the raw lake through the raw writer).
     Returns how many order lines were changed."""
@@ -192,7 +194,8 @@ def inject_orphaned_order_items(lake_path: Path | str, day: date, share: float =
                 f"ingested_at + interval 1 second as ingested_at) "
                 f"from read_parquet('{writer.glob('cdc_order_items')}', union_by_name = true, "
                 f"hive_partitioning = false) "
-                f"where ingest_date = {_d(day)} and op = 'c' and hash(pk) % 10 < {modulo}"
+                f"where ingest_date = {_d(day)} and op in ({', '.join(repr(o) for o in ops)}) "
+                f"and hash(pk) % 10 < {modulo}"
             )
             .to_arrow_table()
             .to_pylist()

@@ -46,18 +46,91 @@ class _CdcEncoder:
         self.lsn = itertools.count(23_000_000, 56)
         self.offsets: dict[str, itertools.count[int]] = defaultdict(itertools.count)
 
-    def rows(self, table: str, op: str, before: Any, after: Any, tx_id: int | None, at: Any,
-             snapshot: str = "false") -> dict[str, Any]:
+    def rows(
+        self,
+        table: str,
+        op: str,
+        before: Any,
+        after: Any,
+        tx_id: int | None,
+        at: Any,
+        snapshot: str = "false",
+    ) -> dict[str, Any]:
         key, value = build_envelope(
-            prefix=self.prefix, db=DB_NAME, schema=DB_SCHEMA, table=table, op=op,
-            key_columns=KEY_COLUMNS[table], before=before, after=after, lsn=next(self.lsn),
-            tx_id=tx_id, commit_ts=at, snapshot=snapshot, emitted_at=at,
+            prefix=self.prefix,
+            db=DB_NAME,
+            schema=DB_SCHEMA,
+            table=table,
+            op=op,
+            key_columns=KEY_COLUMNS[table],
+            before=before,
+            after=after,
+            lsn=next(self.lsn),
+            tx_id=tx_id,
+            commit_ts=at,
+            snapshot=snapshot,
+            emitted_at=at,
         )
         record = parse_record(key, value)
         assert record is not None
         topic = topic_for(self.prefix, DB_SCHEMA, table)
-        return record.to_raw_row(ingested_at=at + PIPELINE_DELAY, kafka_topic=topic,
-                                 kafka_partition=0, kafka_offset=next(self.offsets[topic]))
+        return record.to_raw_row(
+            ingested_at=at + PIPELINE_DELAY,
+            kafka_topic=topic,
+            kafka_partition=0,
+            kafka_offset=next(self.offsets[topic]),
+        )
+
+
+class RawLoader:
+    """Appends simulator items to raw the way the live paths would, one flush per day."""
+
+    def __init__(self, writer: RawWriter, topic_prefix: str = "shop") -> None:
+        self.writer = writer
+        self.encoder = _CdcEncoder(topic_prefix)
+        self.stats = LoadStats()
+        self._pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._day = None
+        writer.ensure_tables()
+
+    def add(self, item: Snapshot | Delivery | Transaction) -> None:
+        day = item.at.date()
+        if self._day is not None and day != self._day:
+            self.flush()
+        self._day = day
+        if isinstance(item, Delivery):
+            payload = stamp(item.payload, item.received_at)
+            self._pending["events"].append(
+                event_row(
+                    payload,
+                    source=item.source,
+                    received_at=item.received_at,
+                    ingested_at=item.received_at + PIPELINE_DELAY,
+                    ingestion_id=f"load-{day}",
+                )
+            )
+            self.stats.events += 1
+        elif isinstance(item, Snapshot):
+            for table, rows in item.rows.items():
+                for row in rows:
+                    self._pending[f"cdc_{table}"].append(
+                        self.encoder.rows(table, "r", None, row, None, item.at, snapshot="true")
+                    )
+                    self.stats.changes += 1
+        elif isinstance(item, Transaction):
+            for change in item.changes:
+                self._pending[f"cdc_{change.table}"].append(
+                    self.encoder.rows(
+                        change.table, change.op, change.before, change.after, item.tx_id, item.at
+                    )
+                )
+                self.stats.changes += 1
+
+    def flush(self) -> None:
+        for table, rows in self._pending.items():
+            self.writer.write(table, rows)
+            self.stats.by_table[table] += len(rows)
+        self._pending.clear()
 
 
 def load_shop(
@@ -69,40 +142,8 @@ def load_shop(
 ) -> tuple[SyntheticShop, LoadStats]:
     """Simulate the shop and append everything it produced to raw, one flush per day."""
     shop = SyntheticShop(config, progress=progress)
-    encoder = _CdcEncoder(topic_prefix)
-    stats = LoadStats()
-    pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    current_day = None
-
-    def flush() -> None:
-        for table, rows in pending.items():
-            writer.write(table, rows)
-            stats.by_table[table] += len(rows)
-        pending.clear()
-
-    writer.ensure_tables()
+    loader = RawLoader(writer, topic_prefix)
     for item in shop.run():
-        day = item.at.date()
-        if current_day is not None and day != current_day:
-            flush()
-        current_day = day
-        if isinstance(item, Delivery):
-            payload = stamp(item.payload, item.received_at)
-            pending["events"].append(event_row(
-                payload, source=item.source, received_at=item.received_at,
-                ingested_at=item.received_at + PIPELINE_DELAY, ingestion_id=f"load-{day}",
-            ))
-            stats.events += 1
-        elif isinstance(item, Snapshot):
-            for table, rows in item.rows.items():
-                for row in rows:
-                    pending[f"cdc_{table}"].append(
-                        encoder.rows(table, "r", None, row, None, item.at, snapshot="true"))
-                    stats.changes += 1
-        elif isinstance(item, Transaction):
-            for change in item.changes:
-                pending[f"cdc_{change.table}"].append(encoder.rows(
-                    change.table, change.op, change.before, change.after, item.tx_id, item.at))
-                stats.changes += 1
-    flush()
-    return shop, stats
+        loader.add(item)
+    loader.flush()
+    return shop, loader.stats

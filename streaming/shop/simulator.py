@@ -54,6 +54,7 @@ class ShopConfig:
     initial_users: int = 1500
     duplicate_rate: float = 0.006
     offline_rate: float = 0.01
+    stop_at: datetime | None = None  # the simulated "now" inside end_date (a live demo's clock)
 
     @property
     def last_day(self) -> date:
@@ -66,7 +67,8 @@ class ShopConfig:
     @property
     def end(self) -> datetime:
         """The simulation's "now": nothing at or after this instant has happened yet."""
-        return datetime.combine(self.last_day + timedelta(days=1), time(), tzinfo=UTC)
+        day_end = datetime.combine(self.last_day + timedelta(days=1), time(), tzinfo=UTC)
+        return min(self.stop_at, day_end) if self.stop_at is not None else day_end
 
 
 @dataclass(frozen=True)
