@@ -690,6 +690,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--metrics-port", type=int, default=0, help="Prometheus metrics port (0: off)"
     )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address of the metrics endpoint (0.0.0.0 in a pod, for Prometheus)",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -711,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
         from prometheus_client import start_http_server
 
         metrics = CaptureMetrics()
-        start_http_server(args.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+        start_http_server(args.metrics_port, addr=args.metrics_host, registry=metrics.registry)
     capture = Capture(config, metrics)
     signal.signal(signal.SIGTERM, lambda *_: capture.stop())
     signal.signal(signal.SIGINT, lambda *_: capture.stop())
