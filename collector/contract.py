@@ -25,12 +25,20 @@ from pydantic import (
 )
 
 MESSAGE_TYPES = ("track", "page", "screen", "identify", "group", "alias")
-SHORT_PATHS = {"t": "track", "p": "page", "s": "screen", "i": "identify", "g": "group", "a": "alias"}
+SHORT_PATHS = {
+    "t": "track",
+    "p": "page",
+    "s": "screen",
+    "i": "identify",
+    "g": "group",
+    "a": "alias",
+}
 
 Id = Annotated[str, Field(min_length=1, max_length=512)]
 # The spec says strings, but many clients send numeric product and order ids; keep them as text.
 NumericOrTextId = Annotated[
-    str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v),
+    str,
+    BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v),
     Field(min_length=1, max_length=512),
 ]
 
@@ -288,7 +296,9 @@ def _reason(error: ValidationError, prefix: str = "") -> str:
     return f"{where}: {first['msg']}"
 
 
-def parse_message(data: Any, default_type: str | None = None) -> Track | Page | Screen | Identify | Group | Alias:
+def parse_message(
+    data: Any, default_type: str | None = None
+) -> Track | Page | Screen | Identify | Group | Alias:
     """Validate one message against the contract.
 
     `default_type` is the type implied by the route (`/v1/track` sends no `type` field).
@@ -345,7 +355,9 @@ def isoformat_z(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
-def stamp(message: dict[str, Any], received_at: datetime, default_type: str | None = None) -> dict[str, Any]:
+def stamp(
+    message: dict[str, Any], received_at: datetime, default_type: str | None = None
+) -> dict[str, Any]:
     """What the collector adds to a message on receipt: type from the route, a messageId when
     the client sent none, and receivedAt. The write key never travels further."""
     stamped = {k: v for k, v in message.items() if k != "writeKey"}

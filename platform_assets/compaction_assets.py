@@ -10,8 +10,6 @@ On BigQuery there is nothing to do (BigQuery manages its storage); the op says s
 No `from __future__ import annotations`: Dagster inspects the op's context annotation.
 """
 
-import os
-
 import dagster as dg
 
 from platform_assets.raw_assets import raw_asset_key

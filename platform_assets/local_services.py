@@ -27,11 +27,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen | None = None) -> None:
+def wait_for_port(
+    host: str, port: int, timeout: float, process: subprocess.Popen | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise ServiceError(f"process exited with {process.returncode} before listening on {port}")
+            raise ServiceError(
+                f"process exited with {process.returncode} before listening on {port}"
+            )
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return
@@ -75,13 +79,16 @@ def pubsub_emulator_jar() -> Path:
     gcloud = shutil.which("gcloud")
     if gcloud:
         sdk_root = Path(os.path.realpath(gcloud)).parent.parent
-        candidates += glob.glob(str(sdk_root / "platform/pubsub-emulator/lib/cloud-pubsub-emulator-*.jar"))
+        candidates += glob.glob(
+            str(sdk_root / "platform/pubsub-emulator/lib/cloud-pubsub-emulator-*.jar")
+        )
     candidates += glob.glob("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/lib/*.jar")
     candidates += glob.glob("/usr/share/google-cloud-sdk/platform/pubsub-emulator/lib/*.jar")
     if not candidates:
         raise ServiceError(
             "the Pub/Sub emulator is not installed: "
-            "`gcloud components install pubsub-emulator` (or the google-cloud-cli-pubsub-emulator package)"
+            "`gcloud components install pubsub-emulator` "
+            "(or the google-cloud-cli-pubsub-emulator package)"
         )
     return Path(sorted(candidates)[-1])
 
@@ -98,8 +105,18 @@ def start_pubsub_emulator(
     log_path = log_dir / f"pubsub-emulator-{port}.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [java, "-Xmx512m", "-jar", str(pubsub_emulator_jar()), f"--host={host}", f"--port={port}"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [
+                java,
+                "-Xmx512m",
+                "-jar",
+                str(pubsub_emulator_jar()),
+                f"--host={host}",
+                f"--port={port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     service = Service("pubsub-emulator", process, host, port, log_path)
     try:

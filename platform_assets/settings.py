@@ -60,14 +60,17 @@ class Settings:
         "PUBSUB_EVENTS_SUBSCRIPTION", "events-raw", "Subscription of the events topic read by Beam"
     )
     pubsub_dead_letter_subscription: str = _setting(
-        "PUBSUB_DEAD_LETTER_SUBSCRIPTION", "events-dead-letter-raw",
+        "PUBSUB_DEAD_LETTER_SUBSCRIPTION",
+        "events-dead-letter-raw",
         "Subscription of the dead-letter topic read by Beam",
     )
     pubsub_cdc_subscription: str = _setting(
         "PUBSUB_CDC_SUBSCRIPTION", "cdc-raw", "Subscription of the CDC topic read by Beam"
     )
     beam_flush_seconds: str = _setting(
-        "BEAM_FLUSH_SECONDS", "2", "Local sink: flush a table's buffered rows after this many seconds"
+        "BEAM_FLUSH_SECONDS",
+        "2",
+        "Local sink: flush a table's buffered rows after this many seconds",
     )
     beam_flush_rows: str = _setting(
         "BEAM_FLUSH_ROWS", "5000", "Local sink: flush a table's buffered rows at this many rows"
@@ -92,7 +95,8 @@ class Settings:
         "COLLECTOR_SPOOL_MAX_MB", "512", "Spool size limit before answering 503"
     )
     collector_publish_timeout_s: str = _setting(
-        "COLLECTOR_PUBLISH_TIMEOUT_S", "5",
+        "COLLECTOR_PUBLISH_TIMEOUT_S",
+        "5",
         "Seconds a collector request waits for Pub/Sub before spooling its events",
     )
     collector_cors_origins: str = _setting(
@@ -107,7 +111,8 @@ class Settings:
     slack_bot_token: str = _setting("SLACK_BOT_TOKEN", "", "Slack bot token (chat.postMessage)")
     slack_channel: str = _setting("SLACK_CHANNEL", "#data-alerts", "Channel for the bot token")
     monitoring_duckdb_path: str = _setting(
-        "MONITORING_DUCKDB_PATH", "",
+        "MONITORING_DUCKDB_PATH",
+        "",
         "Local data-quality history (DuckDB file); default DATA_DIR/monitoring.duckdb",
     )
     bq_monitoring_dataset: str = _setting(
@@ -190,8 +195,10 @@ def documented_settings() -> list[tuple[str, str, str]]:
 def env_example() -> str:
     """The text of `.env.example` (`python -m platform_assets.settings > .env.example`)."""
     lines = [
-        "# Every setting of the platform, with its default. Copy to .env and edit; all are optional.",
-        "# PLATFORM_ENV=local runs everything on this machine; gcp uses BigQuery, Pub/Sub, Vertex AI.",
+        "# Every setting of the platform, with its default. "
+        "Copy to .env and edit; all are optional.",
+        "# PLATFORM_ENV=local runs everything on this machine; "
+        "gcp uses BigQuery, Pub/Sub, Vertex AI.",
         "",
     ]
     for env, default, doc in documented_settings():

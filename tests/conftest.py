@@ -49,8 +49,14 @@ class Platform:
     last_day: date
 
 
-SMALL_SHOP = dict(days=8, sessions_per_day=160, products=60, initial_users=250,
-                  end_date=date(2026, 11, 20), seed=7)
+SMALL_SHOP = dict(
+    days=8,
+    sessions_per_day=160,
+    products=60,
+    initial_users=250,
+    end_date=date(2026, 11, 20),
+    seed=7,
+)
 
 
 @pytest.fixture(scope="session")
@@ -66,14 +72,22 @@ def small_platform(
     data_dir = tmp_path_factory.mktemp("platform")
     saved = {k: os.environ.get(k) for k in ("DATA_DIR", "LAKE_DIR", "DUCKDB_PATH")}
     os.environ.update(
-        DATA_DIR=str(data_dir), LAKE_DIR=str(data_dir / "lake"),
+        DATA_DIR=str(data_dir),
+        LAKE_DIR=str(data_dir / "lake"),
         DUCKDB_PATH=str(data_dir / "warehouse.duckdb"),
     )
     get_settings.cache_clear()
     config = ShopConfig(**SMALL_SHOP)
     shop, _ = load_shop(ParquetRawWriter(data_dir / "lake"), config)
-    yield Platform(data_dir, data_dir / "lake", data_dir / "warehouse.duckdb", shop, config,
-                   config.first_day, config.last_day)
+    yield Platform(
+        data_dir,
+        data_dir / "lake",
+        data_dir / "warehouse.duckdb",
+        shop,
+        config,
+        config.first_day,
+        config.last_day,
+    )
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)

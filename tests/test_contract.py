@@ -142,8 +142,14 @@ def test_nested_context_field_is_named_with_its_path():
 
 # --- e-commerce properties ----------------------------------------------------------------
 
-PRODUCT = {"product_id": "507f1f77", "sku": "G-32", "name": "Monopoly", "price": 18.99,
-           "quantity": 1, "currency": "USD"}
+PRODUCT = {
+    "product_id": "507f1f77",
+    "sku": "G-32",
+    "name": "Monopoly",
+    "price": 18.99,
+    "quantity": 1,
+    "currency": "USD",
+}
 
 
 @pytest.mark.parametrize(
@@ -156,8 +162,11 @@ PRODUCT = {"product_id": "507f1f77", "sku": "G-32", "name": "Monopoly", "price":
         ("Product Viewed", {**PRODUCT, "currency": "DOLLARS"}, "currency"),
         ("Order Completed", {"total": 27.5, "products": [PRODUCT]}, "order_id"),
         ("Order Completed", {"order_id": "o1", "total": -1}, "total"),
-        ("Order Completed", {"order_id": "o1", "products": [{"price": 1}]},
-         "products.0.product_id"),
+        (
+            "Order Completed",
+            {"order_id": "o1", "products": [{"price": 1}]},
+            "products.0.product_id",
+        ),
         ("Products Searched", {}, "query"),
         ("Checkout Step Viewed", {"step": 0}, "step"),
     ],
@@ -170,10 +179,20 @@ def test_invalid_ecommerce_properties_are_rejected_naming_the_field(event, prope
 def test_valid_ecommerce_events_parse():
     added = parse_message(track("Product Added", PRODUCT))
     assert added.properties == PRODUCT
-    order = parse_message(track("Order Completed", {
-        "order_id": "50314b8e", "total": 27.5, "revenue": 25.0, "shipping": 3, "tax": 2,
-        "currency": "USD", "products": [PRODUCT, {**PRODUCT, "product_id": "p2", "quantity": 2}],
-    }))
+    order = parse_message(
+        track(
+            "Order Completed",
+            {
+                "order_id": "50314b8e",
+                "total": 27.5,
+                "revenue": 25.0,
+                "shipping": 3,
+                "tax": 2,
+                "currency": "USD",
+                "products": [PRODUCT, {**PRODUCT, "product_id": "p2", "quantity": 2}],
+            },
+        )
+    )
     assert order.properties["order_id"] == "50314b8e"
 
 
@@ -192,8 +211,9 @@ def test_unknown_custom_event_accepts_arbitrary_properties():
 
 def test_ecommerce_rules_apply_only_to_track():
     # a page named like an e-commerce event is not checked against its property schema
-    message = parse_message({"type": "page", "name": "Product Added",
-                             "properties": {"price": -1}, **ANON})
+    message = parse_message(
+        {"type": "page", "name": "Product Added", "properties": {"price": -1}, **ANON}
+    )
     assert isinstance(message, Page)
 
 
@@ -201,8 +221,12 @@ def test_ecommerce_rules_apply_only_to_track():
 
 
 def test_unknown_fields_are_kept_at_every_level():
-    data = track("X", channel="server", version=2, context={"app": {"build": "512"},
-                                                           "page": {"path": "/", "hash": "#top"}})
+    data = track(
+        "X",
+        channel="server",
+        version=2,
+        context={"app": {"build": "512"}, "page": {"path": "/", "hash": "#top"}},
+    )
     message = parse_message(data)
     assert message.model_extra == {"channel": "server", "version": 2}
     assert message.context.model_extra == {"app": {"build": "512"}}
@@ -212,8 +236,9 @@ def test_unknown_fields_are_kept_at_every_level():
     assert dumped["context"]["app"] == {"build": "512"}
 
 
-@pytest.mark.parametrize(("route", "model"), [("track", Track), ("page", Page),
-                                              ("identify", Identify)])
+@pytest.mark.parametrize(
+    ("route", "model"), [("track", Track), ("page", Page), ("identify", Identify)]
+)
 def test_route_supplies_the_default_type(route, model):
     data = {"event": "X", **ANON}
     message = parse_message(data, default_type=route)
@@ -256,7 +281,8 @@ def test_skew_correction_with_client_clock_behind_and_other_offsets():
     original = datetime(2025, 2, 28, 22, 0, 0, tzinfo=tz)  # 21:00Z on a clock 3h behind
     sent_at = datetime(2025, 2, 28, 22, 0, 20, tzinfo=tz)
     assert corrected_timestamp(original, sent_at, received) == datetime(
-        2025, 3, 1, 0, 0, 10, tzinfo=UTC)
+        2025, 3, 1, 0, 0, 10, tzinfo=UTC
+    )
 
 
 def test_skew_correction_fallbacks():
@@ -276,13 +302,19 @@ def test_skew_correction_mixed_naive_and_aware_client_readings():
 
 
 def test_parsed_message_feeds_skew_correction():
-    message = parse_message(track("X", originalTimestamp="2025-03-01T14:00:00.000Z",
-                                  timestamp="2025-03-01T14:00:00.500Z",
-                                  sentAt="2025-03-01T14:00:04.000Z"))
+    message = parse_message(
+        track(
+            "X",
+            originalTimestamp="2025-03-01T14:00:00.000Z",
+            timestamp="2025-03-01T14:00:00.500Z",
+            sentAt="2025-03-01T14:00:04.000Z",
+        )
+    )
     assert message.event_time_as_sent == datetime(2025, 3, 1, 14, tzinfo=UTC)
     received = datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)
     assert corrected_timestamp(message.event_time_as_sent, message.sentAt, received) == datetime(
-        2025, 3, 1, 12, 0, 1, tzinfo=UTC)
+        2025, 3, 1, 12, 0, 1, tzinfo=UTC
+    )
 
 
 def test_event_time_falls_back_to_timestamp():
@@ -295,7 +327,8 @@ def test_event_time_falls_back_to_timestamp():
 
 def test_isoformat_z_is_utc_with_milliseconds():
     assert isoformat_z(datetime(2025, 3, 1, 14, 5, 6, 789999, tzinfo=UTC)) == (
-        "2025-03-01T14:05:06.789Z")
+        "2025-03-01T14:05:06.789Z"
+    )
     tz = timezone(timedelta(hours=-5))
     assert isoformat_z(datetime(2025, 2, 28, 21, 0, tzinfo=tz)) == "2025-03-01T02:00:00.000Z"
     assert isoformat_z(datetime(2025, 3, 1)) == "2025-03-01T00:00:00.000Z"
@@ -342,8 +375,7 @@ def test_stamp_overrides_client_supplied_received_at():
 
 
 def test_stamped_message_parses_and_keeps_the_stamps():
-    stamped = stamp({"event": "Signed Up", "writeKey": "k", **USER}, RECEIVED,
-                    default_type="track")
+    stamped = stamp({"event": "Signed Up", "writeKey": "k", **USER}, RECEIVED, default_type="track")
     message = parse_message(stamped)
     assert message.receivedAt == datetime(2025, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
     assert message.messageId == stamped["messageId"]
@@ -393,4 +425,5 @@ def test_rudderstack_python_sdk_identify_survives_stamping():
     assert message.messageId == "4f0c3b9e-5d1a-4f55-9a0e-3a8c1f2b7d61"
     # without sentAt on the message the client timestamp is taken as is
     assert corrected_timestamp(message.event_time_as_sent, message.sentAt, received) == (
-        message.timestamp)
+        message.timestamp
+    )

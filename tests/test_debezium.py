@@ -48,12 +48,32 @@ ORDER_ENCODED = {
 }
 
 
-def envelope(op: str, before=None, after=None, *, key_columns=("order_id",), table="orders",
-             lsn=23_000_056, tx_id: int | None = 771,
-             snapshot="false") -> tuple[bytes | None, bytes]:
-    return build_envelope(prefix="shop", db="shop", schema="public", table=table, op=op,
-                          key_columns=key_columns, before=before, after=after, lsn=lsn,
-                          tx_id=tx_id, commit_ts=COMMIT, snapshot=snapshot, emitted_at=EMITTED)
+def envelope(
+    op: str,
+    before=None,
+    after=None,
+    *,
+    key_columns=("order_id",),
+    table="orders",
+    lsn=23_000_056,
+    tx_id: int | None = 771,
+    snapshot="false",
+) -> tuple[bytes | None, bytes]:
+    return build_envelope(
+        prefix="shop",
+        db="shop",
+        schema="public",
+        table=table,
+        op=op,
+        key_columns=key_columns,
+        before=before,
+        after=after,
+        lsn=lsn,
+        tx_id=tx_id,
+        commit_ts=COMMIT,
+        snapshot=snapshot,
+        emitted_at=EMITTED,
+    )
 
 
 def value_doc(**overrides: Any) -> dict[str, Any]:
@@ -88,7 +108,11 @@ def test_build_envelope_shape():
     source = document["source"]
     assert source["connector"] == "postgresql" and source["version"] == DEBEZIUM_VERSION
     assert (source["name"], source["db"], source["schema"], source["table"]) == (
-        "shop", "shop", "public", "orders")
+        "shop",
+        "shop",
+        "public",
+        "orders",
+    )
     assert source["ts_ms"] == 1740839405123
     assert (source["lsn"], source["txId"], source["snapshot"]) == (23_000_056, 771, "false")
     assert json.loads(source["sequence"]) == [None, "23000056"]
@@ -158,10 +182,16 @@ def test_truncate_ignores_a_key_if_one_is_sent():
 
 
 def test_round_trip_composite_key():
-    line = {"order_id": 100001, "line_number": 2, "product_id": 7, "quantity": 1,
-            "unit_price": Decimal("9.99")}
-    key, value = envelope("c", after=line, key_columns=("order_id", "line_number"),
-                          table="order_items")
+    line = {
+        "order_id": 100001,
+        "line_number": 2,
+        "product_id": 7,
+        "quantity": 1,
+        "unit_price": Decimal("9.99"),
+    }
+    key, value = envelope(
+        "c", after=line, key_columns=("order_id", "line_number"), table="order_items"
+    )
     record = parse_record(key, value)
     assert record.pk == '{"line_number":2,"order_id":100001}'
     assert record.table == "order_items"
@@ -182,18 +212,32 @@ def test_tombstone_is_skipped():
 @pytest.mark.parametrize(
     "document",
     [
-        {"status": "BEGIN", "id": "571:53195829", "event_count": None,
-         "data_collections": None, "ts_ms": 1740839405123},
-        {"status": "END", "id": "571:53195829", "event_count": 2,
-         "data_collections": [{"data_collection": "public.orders", "event_count": 1},
-                              {"data_collection": "public.order_items", "event_count": 1}],
-         "ts_ms": 1740839405130},
+        {
+            "status": "BEGIN",
+            "id": "571:53195829",
+            "event_count": None,
+            "data_collections": None,
+            "ts_ms": 1740839405123,
+        },
+        {
+            "status": "END",
+            "id": "571:53195829",
+            "event_count": 2,
+            "data_collections": [
+                {"data_collection": "public.orders", "event_count": 1},
+                {"data_collection": "public.order_items", "event_count": 1},
+            ],
+            "ts_ms": 1740839405130,
+        },
     ],
 )
 def test_transaction_metadata_is_skipped(document):
     assert parse_record(b'{"id":"571:53195829"}', encode(document)) is None
-    schema = {"type": "struct", "fields": [],
-              "name": "io.debezium.connector.common.TransactionMetadataValue"}
+    schema = {
+        "type": "struct",
+        "fields": [],
+        "name": "io.debezium.connector.common.TransactionMetadataValue",
+    }
     wrapped = {"schema": schema, "payload": document}
     assert parse_record(None, encode(wrapped)) is None
 
@@ -202,9 +246,12 @@ def test_heartbeat_is_skipped():
     key = b'{"serverName":"shop"}'
     assert parse_record(key, b'{"ts_ms":1740839405123}') is None
     wrapped = {
-        "schema": {"type": "struct", "optional": False,
-                   "name": "io.debezium.connector.common.Heartbeat",
-                   "fields": [{"type": "int64", "optional": False, "field": "ts_ms"}]},
+        "schema": {
+            "type": "struct",
+            "optional": False,
+            "name": "io.debezium.connector.common.Heartbeat",
+            "fields": [{"type": "int64", "optional": False, "field": "ts_ms"}],
+        },
         "payload": {"ts_ms": 1740839405123},
     }
     assert parse_record(key, encode(wrapped)) is None
@@ -238,13 +285,28 @@ def row_schema(field: str, extra: list[dict] | None = None) -> dict:
             {"type": "int64", "optional": False, "default": 0, "field": "order_id"},
             {"type": "int64", "optional": True, "field": "user_id"},
             {"type": "string", "optional": False, "field": "status"},
-            {"type": "bytes", "optional": False, "name": "org.apache.kafka.connect.data.Decimal",
-             "version": 1, "parameters": {"scale": "2", "connect.decimal.precision": "12"},
-             "field": "total_amount"},
-            {"type": "int64", "optional": False, "name": "io.debezium.time.MicroTimestamp",
-             "version": 1, "field": "created_at"},
-            {"type": "string", "optional": True, "name": "io.debezium.time.ZonedTimestamp",
-             "version": 1, "field": "paid_at"},
+            {
+                "type": "bytes",
+                "optional": False,
+                "name": "org.apache.kafka.connect.data.Decimal",
+                "version": 1,
+                "parameters": {"scale": "2", "connect.decimal.precision": "12"},
+                "field": "total_amount",
+            },
+            {
+                "type": "int64",
+                "optional": False,
+                "name": "io.debezium.time.MicroTimestamp",
+                "version": 1,
+                "field": "created_at",
+            },
+            {
+                "type": "string",
+                "optional": True,
+                "name": "io.debezium.time.ZonedTimestamp",
+                "version": 1,
+                "field": "paid_at",
+            },
             *(extra or []),
         ],
         "optional": True,
@@ -259,32 +321,50 @@ def envelope_schema(extra: list[dict] | None = None) -> dict:
         "fields": [
             row_schema("before", extra),
             row_schema("after", extra),
-            {"type": "struct", "fields": [
-                {"type": "string", "optional": False, "field": "version"},
-                {"type": "string", "optional": False, "field": "connector"},
-                {"type": "string", "optional": False, "field": "name"},
-                {"type": "int64", "optional": False, "field": "ts_ms"},
-                {"type": "string", "optional": True, "name": "io.debezium.data.Enum", "version": 1,
-                 "parameters": {"allowed": "true,last,false,incremental"}, "default": "false",
-                 "field": "snapshot"},
-                {"type": "string", "optional": False, "field": "db"},
-                {"type": "string", "optional": True, "field": "sequence"},
-                {"type": "int64", "optional": True, "field": "ts_us"},
-                {"type": "int64", "optional": True, "field": "ts_ns"},
-                {"type": "string", "optional": False, "field": "schema"},
-                {"type": "string", "optional": False, "field": "table"},
-                {"type": "int64", "optional": True, "field": "txId"},
-                {"type": "int64", "optional": True, "field": "lsn"},
-                {"type": "int64", "optional": True, "field": "xmin"},
-            ], "optional": False, "name": "io.debezium.connector.postgresql.Source",
-                "field": "source"},
+            {
+                "type": "struct",
+                "fields": [
+                    {"type": "string", "optional": False, "field": "version"},
+                    {"type": "string", "optional": False, "field": "connector"},
+                    {"type": "string", "optional": False, "field": "name"},
+                    {"type": "int64", "optional": False, "field": "ts_ms"},
+                    {
+                        "type": "string",
+                        "optional": True,
+                        "name": "io.debezium.data.Enum",
+                        "version": 1,
+                        "parameters": {"allowed": "true,last,false,incremental"},
+                        "default": "false",
+                        "field": "snapshot",
+                    },
+                    {"type": "string", "optional": False, "field": "db"},
+                    {"type": "string", "optional": True, "field": "sequence"},
+                    {"type": "int64", "optional": True, "field": "ts_us"},
+                    {"type": "int64", "optional": True, "field": "ts_ns"},
+                    {"type": "string", "optional": False, "field": "schema"},
+                    {"type": "string", "optional": False, "field": "table"},
+                    {"type": "int64", "optional": True, "field": "txId"},
+                    {"type": "int64", "optional": True, "field": "lsn"},
+                    {"type": "int64", "optional": True, "field": "xmin"},
+                ],
+                "optional": False,
+                "name": "io.debezium.connector.postgresql.Source",
+                "field": "source",
+            },
             {"type": "string", "optional": False, "field": "op"},
             {"type": "int64", "optional": True, "field": "ts_ms"},
-            {"type": "struct", "fields": [
-                {"type": "string", "optional": False, "field": "id"},
-                {"type": "int64", "optional": False, "field": "total_order"},
-                {"type": "int64", "optional": False, "field": "data_collection_order"},
-            ], "optional": True, "name": "event.block", "version": 1, "field": "transaction"},
+            {
+                "type": "struct",
+                "fields": [
+                    {"type": "string", "optional": False, "field": "id"},
+                    {"type": "int64", "optional": False, "field": "total_order"},
+                    {"type": "int64", "optional": False, "field": "data_collection_order"},
+                ],
+                "optional": True,
+                "name": "event.block",
+                "version": 1,
+                "field": "transaction",
+            },
         ],
         "optional": False,
         "name": "shop.public.orders.Envelope",
@@ -298,28 +378,53 @@ CREATED = datetime(2025, 3, 1, 14, 30, 4, 987654, tzinfo=UTC)
 def pg_update_record() -> tuple[bytes, bytes]:
     """A status update of one order as Debezium 2.7's PostgreSQL connector emits it through
     JsonConverter with schemas.enable=true and decimal.handling.mode=precise."""
-    before = {"order_id": 100001, "user_id": 42, "status": "pending",
-              "total_amount": "AOY=", "created_at": micros(CREATED), "paid_at": None}
-    after = {**before, "status": "paid", "total_amount": unscaled_base64(Decimal("25.50"), 2),
-             "paid_at": "2025-03-01T14:31:00.000000Z"}
+    before = {
+        "order_id": 100001,
+        "user_id": 42,
+        "status": "pending",
+        "total_amount": "AOY=",
+        "created_at": micros(CREATED),
+        "paid_at": None,
+    }
+    after = {
+        **before,
+        "status": "paid",
+        "total_amount": unscaled_base64(Decimal("25.50"), 2),
+        "paid_at": "2025-03-01T14:31:00.000000Z",
+    }
     value = {
         "schema": envelope_schema(),
         "payload": {
             "before": before,
             "after": after,
-            "source": {"version": "2.7.3.Final", "connector": "postgresql", "name": "shop",
-                       "ts_ms": 1740839405123, "snapshot": "false", "db": "shop",
-                       "sequence": "[\"23000000\",\"23000056\"]", "ts_us": 1740839405123456,
-                       "ts_ns": 1740839405123456000, "schema": "public", "table": "orders",
-                       "txId": 771, "lsn": 23000056, "xmin": None},
+            "source": {
+                "version": "2.7.3.Final",
+                "connector": "postgresql",
+                "name": "shop",
+                "ts_ms": 1740839405123,
+                "snapshot": "false",
+                "db": "shop",
+                "sequence": '["23000000","23000056"]',
+                "ts_us": 1740839405123456,
+                "ts_ns": 1740839405123456000,
+                "schema": "public",
+                "table": "orders",
+                "txId": 771,
+                "lsn": 23000056,
+                "xmin": None,
+            },
             "op": "u",
             "ts_ms": 1740839405573,
             "transaction": None,
         },
     }
     key = {
-        "schema": {"type": "struct", "optional": False, "name": "shop.public.orders.Key",
-                   "fields": [{"type": "int64", "optional": False, "field": "order_id"}]},
+        "schema": {
+            "type": "struct",
+            "optional": False,
+            "name": "shop.public.orders.Key",
+            "fields": [{"type": "int64", "optional": False, "field": "order_id"}],
+        },
         "payload": {"order_id": 100001},
     }
     return encode(key), encode(value)
@@ -343,12 +448,22 @@ def test_schema_wrapped_postgres_record_decodes_logical_types():
 def test_schema_wrapped_record_matches_schemaless_build():
     """The same change through either converter setting lands as the same raw row."""
     wrapped = parse_record(*pg_update_record())
-    paid = {"order_id": 100001, "user_id": 42, "status": "paid",
-            "total_amount": Decimal("25.50"), "created_at": CREATED,
-            "paid_at": datetime(2025, 3, 1, 14, 31, tzinfo=UTC)}
-    plain = parse_record(*envelope("u", before={**paid, "status": "pending",
-                                                 "total_amount": Decimal("2.30"), "paid_at": None},
-                                   after=paid, lsn=23000056))
+    paid = {
+        "order_id": 100001,
+        "user_id": 42,
+        "status": "paid",
+        "total_amount": Decimal("25.50"),
+        "created_at": CREATED,
+        "paid_at": datetime(2025, 3, 1, 14, 31, tzinfo=UTC),
+    }
+    plain = parse_record(
+        *envelope(
+            "u",
+            before={**paid, "status": "pending", "total_amount": Decimal("2.30"), "paid_at": None},
+            after=paid,
+            lsn=23000056,
+        )
+    )
     assert (wrapped.pk, wrapped.before, wrapped.after) == (plain.pk, plain.before, plain.after)
 
 
@@ -365,8 +480,15 @@ def test_schema_wrapped_record_matches_schemaless_build():
     ],
 )
 def test_logical_type_decoding(name, params, raw, expected):
-    extra = [{"type": "bytes", "optional": True, "name": name, "field": "amount",
-              **({"parameters": params} if params else {})}]
+    extra = [
+        {
+            "type": "bytes",
+            "optional": True,
+            "name": name,
+            "field": "amount",
+            **({"parameters": params} if params else {}),
+        }
+    ]
     _, value = pg_update_record()
     document = json.loads(value)
     document["schema"] = envelope_schema(extra)
@@ -408,10 +530,16 @@ def test_large_decimal_keeps_every_digit():
 
 
 def test_key_with_schema_wrapper_unwraps():
-    key = {"schema": {"type": "struct", "fields": [
-        {"type": "int64", "optional": False, "field": "order_id"},
-        {"type": "int32", "optional": False, "field": "line_number"}]},
-        "payload": {"order_id": 1, "line_number": 2}}
+    key = {
+        "schema": {
+            "type": "struct",
+            "fields": [
+                {"type": "int64", "optional": False, "field": "order_id"},
+                {"type": "int32", "optional": False, "field": "line_number"},
+            ],
+        },
+        "payload": {"order_id": 1, "line_number": 2},
+    }
     _, value = envelope("c", after=ORDER)
     assert parse_record(encode(key), value).pk == '{"line_number":2,"order_id":1}'
 
@@ -509,15 +637,26 @@ def test_parse_error_is_a_value_error():
 def test_to_raw_row_fills_kafka_coordinates_and_ingest_date():
     record = parse_record(*envelope("u", ORDER, PAID))
     ingested = datetime(2025, 3, 2, 1, 0, 2, tzinfo=timezone(timedelta(hours=2)))
-    row = record.to_raw_row(ingested_at=ingested, kafka_topic="shop.public.orders",
-                            kafka_partition=3, kafka_offset=98765)
+    row = record.to_raw_row(
+        ingested_at=ingested,
+        kafka_topic="shop.public.orders",
+        kafka_partition=3,
+        kafka_offset=98765,
+    )
     assert set(row) == set(raw_table("cdc_orders").column_names)
     assert (row["kafka_topic"], row["kafka_partition"], row["kafka_offset"]) == (
-        "shop.public.orders", 3, 98765)
+        "shop.public.orders",
+        3,
+        98765,
+    )
     assert row["ingested_at"] == datetime(2025, 3, 1, 23, 0, 2)
     assert row["ingest_date"] == date(2025, 3, 1)
-    assert (row["op"], row["pk"], row["lsn"], row["tx_id"]) == ("u", '{"order_id":100001}',
-                                                                 23_000_056, 771)
+    assert (row["op"], row["pk"], row["lsn"], row["tx_id"]) == (
+        "u",
+        '{"order_id":100001}',
+        23_000_056,
+        771,
+    )
     assert row["before"] == record.before and row["after"] == record.after
     assert row["source_ts"] == datetime(2025, 3, 1, 14, 30, 5, 123000)
     assert row["snapshot"] == "false"

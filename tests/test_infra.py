@@ -579,8 +579,14 @@ def test_platform_settings_mirror_settings_module() -> None:
     secrets = {"COLLECTOR_WRITE_KEYS", "SLACK_WEBHOOK_URL", "SLACK_BOT_TOKEN", "SOURCE_DB_DSN"}
     assert not set(data) & secrets, "secrets belong in Secret Manager, not the ConfigMap"
     local_only = {
-        "DATA_DIR", "LAKE_DIR", "DUCKDB_PATH", "PUBSUB_EMULATOR_HOST", "MONITORING_DUCKDB_PATH",
-        "BEAM_FLUSH_SECONDS", "BEAM_FLUSH_ROWS", "COMPACTION_MIN_AGE_SECONDS",
+        "DATA_DIR",
+        "LAKE_DIR",
+        "DUCKDB_PATH",
+        "PUBSUB_EMULATOR_HOST",
+        "MONITORING_DUCKDB_PATH",
+        "BEAM_FLUSH_SECONDS",
+        "BEAM_FLUSH_ROWS",
+        "COMPACTION_MIN_AGE_SECONDS",
     }
     missing = known - secrets - local_only - set(data)
     assert not missing, (

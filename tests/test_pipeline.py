@@ -34,7 +34,9 @@ def built(small_platform):
             instance=instance,
             resources=defs.resources,
             tags={
-                ASSET_PARTITION_RANGE_START_TAG: (small_platform.first_day - timedelta(days=1)).isoformat(),
+                ASSET_PARTITION_RANGE_START_TAG: (
+                    small_platform.first_day - timedelta(days=1)
+                ).isoformat(),
                 ASSET_PARTITION_RANGE_END_TAG: small_platform.last_day.isoformat(),
             },
         )
@@ -69,9 +71,15 @@ def test_every_asset_materialized_and_every_check_passed(built):
     _, result = built
     assert result.success
     keys = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert {"staging/stg_events", "staging/stg_orders", "mart/mart_daily_sales",
-            "mart/mart_conversion_funnel", "mart/mart_product_performance",
-            "mart/mart_user_behavior", "mart/mart_retention_cohorts"} <= keys
+    assert {
+        "staging/stg_events",
+        "staging/stg_orders",
+        "mart/mart_daily_sales",
+        "mart/mart_conversion_funnel",
+        "mart/mart_product_performance",
+        "mart/mart_user_behavior",
+        "mart/mart_retention_cohorts",
+    } <= keys
     checks = result.get_asset_check_evaluations()
     assert len(checks) > 50
     assert [c.check_name for c in checks if not c.passed] == []
@@ -111,12 +119,16 @@ def test_staging_keeps_one_row_per_message(built, wh, sent):
         f"select count(*) from read_parquet('{built[0].lake}/events/**/*.parquet')"
     ).fetchone()[0]
     assert raw == len(items)
-    staged = dict(wh.execute(
-        "select coalesce(event_name, event_type), count(*) from staging.stg_events group by 1"
-    ).fetchall())
+    staged = dict(
+        wh.execute(
+            "select coalesce(event_name, event_type), count(*) from staging.stg_events group by 1"
+        ).fetchall()
+    )
     expected = Counter(
-        d.payload.get("event") if d.payload["type"] == "track" else d.payload.get("name")
-        or d.payload["type"] for d in unique
+        d.payload.get("event")
+        if d.payload["type"] == "track"
+        else d.payload.get("name") or d.payload["type"]
+        for d in unique
     )
     for name in ("Product Viewed", "Product Added", "Checkout Started", "Order Completed"):
         assert staged[name] == expected[name], name
@@ -132,9 +144,12 @@ def test_event_time_is_skew_corrected(built, wh, sent):
         ts = corrected_timestamp(m.event_time_as_sent, m.sentAt, d.received_at)
         expected[d.payload["messageId"]] = ts.replace(tzinfo=None)
     ids = ",".join(f"'{i}'" for i in expected)
-    got = dict(wh.execute(
-        f"select message_id, event_timestamp from staging.stg_events where message_id in ({ids})"
-    ).fetchall())
+    got = dict(
+        wh.execute(
+            "select message_id, event_timestamp from staging.stg_events "
+            f"where message_id in ({ids})"
+        ).fetchall()
+    )
     assert got == expected
 
 
@@ -149,7 +164,8 @@ def test_product_performance_matches_paid_order_items(built, wh, sent):
             units[line["product_id"]] += line["quantity"]
             revenue[line["product_id"]] += line["quantity"] * line["unit_price"]
     views = Counter(
-        int(d.payload["properties"]["product_id"]) for d in unique
+        int(d.payload["properties"]["product_id"])
+        for d in unique
         if d.payload.get("event") == "Product Viewed"
     )
     rows = wh.execute(
@@ -169,7 +185,9 @@ def test_user_lifetime_revenue_and_deleted_users(built, wh):
         if order["status"] in PAID_STATUSES:
             lifetime[order["user_id"]] += order["total_amount"]
     users = {u["user_id"] for u in platform.shop.rows("users")}
-    got = dict(wh.execute("select user_id, lifetime_revenue from mart.mart_user_behavior").fetchall())
+    got = dict(
+        wh.execute("select user_id, lifetime_revenue from mart.mart_user_behavior").fetchall()
+    )
     assert set(got) == users  # deleted accounts are gone from current state
     for user_id in users:
         assert Decimal(got[user_id] or 0) == lifetime.get(user_id, Decimal(0)), user_id
@@ -197,9 +215,11 @@ def test_funnel_order_sessions_match_sessionized_events(built, wh, sent):
             last = ts
         if ordered:
             expected[session_start.date()] += 1
-    got = dict(wh.execute(
-        "select session_date, sum(order_sessions) from mart.mart_conversion_funnel group by 1"
-    ).fetchall())
+    got = dict(
+        wh.execute(
+            "select session_date, sum(order_sessions) from mart.mart_conversion_funnel group by 1"
+        ).fetchall()
+    )
     assert {d: n for d, n in got.items() if n} == dict(expected)
 
 

@@ -54,6 +54,7 @@ def orders(duplicate: bool = False, null_user: bool = False) -> list[dict]:
 
 def test_quality_definitions_merge_into_the_code_location():
     from platform_assets.definitions import build_definitions
+
     defs = build_definitions()  # the code location merges quality_definitions()
     graph = defs.resolve_asset_graph()
     ours = [

@@ -412,7 +412,6 @@ def test_refreshes_of_the_code_location_leave_the_reconciliation_to_its_own_job(
     which needs the source database and a drained stream (it has its own job)."""
     from platform_assets.definitions import defs
     from platform_assets.raw_sensors import SENSOR_NAME
-
     from platform_assets.settings import get_settings
 
     monkeypatch.setenv("LAKE_DIR", str(lake.lake_path))

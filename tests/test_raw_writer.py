@@ -30,30 +30,30 @@ INGESTED = datetime(2025, 3, 1, 12, 0, 2, tzinfo=UTC)
 
 UA = {
     "windows_chrome": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
-                      "Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "Gecko) Chrome/131.0.0.0 Safari/537.36",
     "windows_edge": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
-                    "Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+    "Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
     "windows_opera": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
-                     "Gecko) Chrome/120.0.0.0 Safari/537.36 OPR/106.0.0.0",
+    "Gecko) Chrome/120.0.0.0 Safari/537.36 OPR/106.0.0.0",
     "mac_safari": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like "
-                  "Gecko) Version/18.1 Safari/605.1.15",
+    "Gecko) Version/18.1 Safari/605.1.15",
     "linux_firefox": "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
     "chromebook": "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like "
-                  "Gecko) Chrome/120.0.0.0 Safari/537.36",
+    "Gecko) Chrome/120.0.0.0 Safari/537.36",
     "iphone_safari": "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
-                     "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+    "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
     "iphone_chrome": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-                     "(KHTML, like Gecko) CriOS/126.0.6478.153 Mobile/15E148 Safari/604.1",
+    "(KHTML, like Gecko) CriOS/126.0.6478.153 Mobile/15E148 Safari/604.1",
     "ipad_safari": "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
-                   "like Gecko) Version/16.6 Mobile/15E148 Safari/604.1",
+    "like Gecko) Version/16.6 Mobile/15E148 Safari/604.1",
     "pixel_chrome": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like "
-                    "Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+    "Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
     "samsung_internet": "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, "
-                        "like Gecko) SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36",
+    "like Gecko) SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36",
     "galaxy_tab": "Mozilla/5.0 (Linux; Android 12; SM-T870) AppleWebKit/537.36 (KHTML, like "
-                  "Gecko) Chrome/120.0.0.0 Safari/537.36",
+    "Gecko) Chrome/120.0.0.0 Safari/537.36",
     "iphone_firefox": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-                      "(KHTML, like Gecko) FxiOS/127.0 Mobile/15E148 Safari/605.1.15",
+    "(KHTML, like Gecko) FxiOS/127.0 Mobile/15E148 Safari/605.1.15",
 }
 
 
@@ -67,25 +67,33 @@ def message(**overrides: Any) -> dict[str, Any]:
         "timestamp": "2025-03-01T11:59:58.000Z",
         "sentAt": "2025-03-01T11:59:59.000Z",
         "properties": {"product_id": "p1", "price": 12.5},
-        "context": {"userAgent": UA["windows_chrome"],
-                    "page": {"path": "/p/p1", "url": "https://shop.example.com/p/p1",
-                             "referrer": ""}},
+        "context": {
+            "userAgent": UA["windows_chrome"],
+            "page": {"path": "/p/p1", "url": "https://shop.example.com/p/p1", "referrer": ""},
+        },
     }
     base.update(overrides)
     return base
 
 
 def ev_row(payload: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
-    args = {"source": "web", "received_at": RECEIVED, "ingested_at": INGESTED,
-            "ingestion_id": "batch-1"}
+    args = {
+        "source": "web",
+        "received_at": RECEIVED,
+        "ingested_at": INGESTED,
+        "ingestion_id": "batch-1",
+    }
     args.update(kwargs)
     return event_row(payload or message(), **args)
 
 
 def dl_row(day: date = date(2025, 3, 1), **overrides: Any) -> dict[str, Any]:
-    row = dead_letter_row(stage="collector", error="type: bad", payload='{"type":"x"}',
-                          ingested_at=datetime.combine(day, datetime.min.time(), UTC)
-                          + timedelta(hours=10))
+    row = dead_letter_row(
+        stage="collector",
+        error="type: bad",
+        payload='{"type":"x"}',
+        ingested_at=datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=10),
+    )
     row.update(overrides)
     return row
 
@@ -116,8 +124,7 @@ def read(writer: ParquetRawWriter, table: str, columns: str = "*", **options: An
 
 
 def test_raw_tables_and_partitioning():
-    assert set(RAW_TABLES) == {"events", "events_dead_letter",
-                               *(f"cdc_{t}" for t in CDC_TABLES)}
+    assert set(RAW_TABLES) == {"events", "events_dead_letter", *(f"cdc_{t}" for t in CDC_TABLES)}
     for spec in RAW_TABLES.values():
         assert spec.partition_column in spec.column_names
         assert set(spec.cluster_columns) <= set(spec.column_names)
@@ -148,8 +155,9 @@ def test_ensure_tables_creates_zero_row_schema_files_readable_by_duckdb(lake):
             assert rel.columns == list(spec.column_names)
             assert rel.fetchall() == []
             # the glob resolves the schema before any data has landed
-            assert con.sql(f"select count(*) from read_parquet('{lake.glob(spec.name)}')"
-                           ).fetchall() == [(0,)]
+            assert con.sql(
+                f"select count(*) from read_parquet('{lake.glob(spec.name)}')"
+            ).fetchall() == [(0,)]
 
 
 def test_ensure_tables_is_idempotent_and_keeps_data(lake):
@@ -167,7 +175,9 @@ def test_files_land_in_hive_style_partitions(lake):
     table_dir = lake.table_path("events_dead_letter")
     files = data_files(table_dir)
     assert [f.parent.relative_to(table_dir).as_posix() for f in files] == [
-        "ingest_date=2025-03-01", "ingest_date=2025-03-02"]
+        "ingest_date=2025-03-01",
+        "ingest_date=2025-03-02",
+    ]
     assert all(f.name.startswith("part-") and f.suffix == ".parquet" for f in files)
     assert [pq.read_metadata(f).num_rows for f in files] == [1, 2]
 
@@ -197,8 +207,10 @@ def test_writing_nothing_writes_no_file(lake):
 
 
 def test_reader_sees_exactly_the_written_rows(lake):
-    rows = [ev_row(message(messageId=f"m-{i}", event="Product Added" if i % 2 else "X"))
-            for i in range(5)]
+    rows = [
+        ev_row(message(messageId=f"m-{i}", event="Product Added" if i % 2 else "X"))
+        for i in range(5)
+    ]
     lake.write("events", rows[:2])
     lake.write("events", rows[2:])
     for options in ({}, {"union_by_name": True, "hive_partitioning": False}):
@@ -211,8 +223,9 @@ def test_no_temp_files_remain(lake):
     for day in range(1, 4):
         lake.write("events_dead_letter", [dl_row(date(2025, 3, day))])
     lake.write("events", [ev_row()])
-    leftovers = [p for p in files_under(lake.lake_path)
-                 if p.name.startswith(".") or p.suffix == ".tmp"]
+    leftovers = [
+        p for p in files_under(lake.lake_path) if p.name.startswith(".") or p.suffix == ".tmp"
+    ]
     assert leftovers == []
 
 
@@ -225,14 +238,19 @@ def test_unknown_column_raises_and_writes_nothing(lake):
 
 @pytest.mark.parametrize(
     ("column", "value"),
-    [("ingested_at", "not a timestamp"), ("stage", 12), ("error", {"a": 1}),
-     ("ingested_at", [2025, 3, 1])],
+    [
+        ("ingested_at", "not a timestamp"),
+        ("stage", 12),
+        ("error", {"a": 1}),
+        ("ingested_at", [2025, 3, 1]),
+    ],
 )
 def test_wrong_type_raises_and_writes_nothing(lake, column, value):
     with pytest.raises(RawWriteError, match="do not match the raw schema"):
         lake.write("events_dead_letter", [dl_row(), dl_row(**{column: value})])
     assert files_under(lake.lake_path / "events_dead_letter") == [
-        lake.table_path("events_dead_letter") / SCHEMA_FILE]
+        lake.table_path("events_dead_letter") / SCHEMA_FILE
+    ]
 
 
 def test_rows_without_partition_value_raise(lake):
@@ -284,14 +302,16 @@ def test_failure_during_file_write_leaves_no_temp_and_no_target(lake, monkeypatc
         lake.write("events_dead_letter", [dl_row()])
     monkeypatch.setattr(writer_module.pq, "write_table", real_write_table)
     assert files_under(lake.table_path("events_dead_letter")) == [
-        lake.table_path("events_dead_letter") / SCHEMA_FILE]
+        lake.table_path("events_dead_letter") / SCHEMA_FILE
+    ]
     assert read(lake, "events_dead_letter") == []
 
 
 def test_aware_datetimes_are_stored_as_utc(lake):
     plus_two = timezone(timedelta(hours=2))
-    lake.write("events_dead_letter",
-               [dl_row(ingested_at=datetime(2025, 3, 1, 12, tzinfo=plus_two))])
+    lake.write(
+        "events_dead_letter", [dl_row(ingested_at=datetime(2025, 3, 1, 12, tzinfo=plus_two))]
+    )
     assert read(lake, "events_dead_letter", "ingested_at") == [(datetime(2025, 3, 1, 10),)]
 
 
@@ -340,8 +360,11 @@ def test_missing_user_agent():
 
 
 def test_app_context_device_and_os_win_over_user_agent():
-    context = {"device": {"type": "Tablet", "model": "iPad13,4"},
-               "os": {"name": "iOS", "version": "18.1"}, "userAgent": UA["windows_chrome"]}
+    context = {
+        "device": {"type": "Tablet", "model": "iPad13,4"},
+        "os": {"name": "iOS", "version": "18.1"},
+        "userAgent": UA["windows_chrome"],
+    }
     row = ev_row(message(context=context))
     assert row["device_type"] == "tablet"
     assert row["os_name"] == "iOS"
@@ -351,14 +374,40 @@ def test_app_context_device_and_os_win_over_user_agent():
 @pytest.mark.parametrize(
     ("context", "expected"),
     [
-        ({"campaign": {"source": " Newsletter ", "medium": "email"},
-          "page": {"referrer": "https://www.google.com/"}}, "newsletter"),
-        ({"page": {"referrer": "https://www.google.com/search?q=mug",
-                   "url": "https://shop.example.com/"}}, "google.com"),
-        ({"page": {"referrer": "https://l.facebook.com/l.php", "url": "https://shop.example.com/"}},
-         "l.facebook.com"),
-        ({"page": {"referrer": "https://shop.example.com/c/books",
-                   "url": "https://www.shop.example.com/p/1"}}, "direct"),
+        (
+            {
+                "campaign": {"source": " Newsletter ", "medium": "email"},
+                "page": {"referrer": "https://www.google.com/"},
+            },
+            "newsletter",
+        ),
+        (
+            {
+                "page": {
+                    "referrer": "https://www.google.com/search?q=mug",
+                    "url": "https://shop.example.com/",
+                }
+            },
+            "google.com",
+        ),
+        (
+            {
+                "page": {
+                    "referrer": "https://l.facebook.com/l.php",
+                    "url": "https://shop.example.com/",
+                }
+            },
+            "l.facebook.com",
+        ),
+        (
+            {
+                "page": {
+                    "referrer": "https://shop.example.com/c/books",
+                    "url": "https://www.shop.example.com/p/1",
+                }
+            },
+            "direct",
+        ),
         ({"page": {"referrer": "", "url": "https://shop.example.com/"}}, "direct"),
         ({"campaign": {"source": ""}, "page": {}}, "direct"),
         ({}, "direct"),
@@ -381,14 +430,24 @@ def test_event_row_uses_skew_corrected_time_for_event_date():
 
 
 def test_event_row_timestamps_are_naive_utc():
-    payload = message(originalTimestamp="2025-03-01T13:59:50.000+02:00",
-                      timestamp="2025-03-01T14:00:00.000+02:00",
-                      sentAt="2025-03-01T14:00:00.000+02:00")
+    payload = message(
+        originalTimestamp="2025-03-01T13:59:50.000+02:00",
+        timestamp="2025-03-01T14:00:00.000+02:00",
+        sentAt="2025-03-01T14:00:00.000+02:00",
+    )
     received = datetime(2025, 3, 1, 7, 0, 1, tzinfo=timezone(timedelta(hours=-5)))
-    row = ev_row(payload, received_at=received,
-                 ingested_at=datetime(2025, 3, 1, 13, 0, 3, tzinfo=timezone(timedelta(hours=1))))
-    for column in ("original_timestamp", "sent_at", "received_at", "event_timestamp",
-                   "ingested_at"):
+    row = ev_row(
+        payload,
+        received_at=received,
+        ingested_at=datetime(2025, 3, 1, 13, 0, 3, tzinfo=timezone(timedelta(hours=1))),
+    )
+    for column in (
+        "original_timestamp",
+        "sent_at",
+        "received_at",
+        "event_timestamp",
+        "ingested_at",
+    ):
         assert row[column].tzinfo is None, column
     assert row["original_timestamp"] == datetime(2025, 3, 1, 11, 59, 50)  # originalTimestamp wins
     assert row["received_at"] == datetime(2025, 3, 1, 12, 0, 1)
@@ -410,7 +469,11 @@ def test_event_row_fields():
     assert set(row) == set(EVENTS.column_names)
     assert row["message_id"] == "ajs-next-0001"
     assert (row["type"], row["event"], row["user_id"], row["anonymous_id"]) == (
-        "track", "Product Viewed", "42", "anon-1")
+        "track",
+        "Product Viewed",
+        "42",
+        "anon-1",
+    )
     assert row["source"] == "web" and row["ingestion_id"] == "batch-1"
     assert row["page_path"] == "/p/p1"
     assert row["payload"] == '{"as":"received"}'
@@ -439,21 +502,29 @@ def test_event_row_rejects_invalid_and_unstamped_messages():
 def test_dead_letter_keeps_non_utf8_bytes_and_truncates_error(lake):
     raw = b'{"type":"track","event":"Caf\xe9"}\xff\xfe'
     minus_two = timezone(-timedelta(hours=2))
-    row = dead_letter_row(stage="collector", error="x" * 5000, payload=raw,
-                          ingested_at=datetime(2025, 3, 1, 23, 30, tzinfo=minus_two),
-                          source="web", message_id=None, pubsub_message_id="123")
+    row = dead_letter_row(
+        stage="collector",
+        error="x" * 5000,
+        payload=raw,
+        ingested_at=datetime(2025, 3, 1, 23, 30, tzinfo=minus_two),
+        source="web",
+        message_id=None,
+        pubsub_message_id="123",
+    )
     assert row["payload"] == '{"type":"track","event":"Caf\ufffd"}\ufffd\ufffd'
     assert len(row["error"]) == 2000
     assert row["ingested_at"] == datetime(2025, 3, 2, 1, 30)
     assert row["ingest_date"] == date(2025, 3, 2)
     lake.write("events_dead_letter", [row])
     assert read(lake, "events_dead_letter", "payload, pubsub_message_id") == [
-        (row["payload"], "123")]
+        (row["payload"], "123")
+    ]
 
 
 def test_dead_letter_keeps_text_verbatim():
-    row = dead_letter_row(stage="pipeline", error="short", payload="not json {",
-                          ingested_at=datetime(2025, 3, 1, 1))
+    row = dead_letter_row(
+        stage="pipeline", error="short", payload="not json {", ingested_at=datetime(2025, 3, 1, 1)
+    )
     assert row["payload"] == "not json {" and row["error"] == "short"
     assert row["ingest_date"] == date(2025, 3, 1)
 
@@ -549,8 +620,9 @@ def test_bigquery_ensure_tables_creates_dataset_and_every_table(bq):
     assert (dataset.project, dataset.dataset_id, dataset.location) == ("acme-data", "raw", "EU")
     tables = {call[1][0].table_id: call for call in client.calls[1:]}
     assert set(tables) == set(RAW_TABLES)
-    assert all(call[0] == "create_table" and call[2] == {"exists_ok": True}
-               for call in tables.values())
+    assert all(
+        call[0] == "create_table" and call[2] == {"exists_ok": True} for call in tables.values()
+    )
     for spec in RAW_TABLES.values():
         table = tables[spec.name][1][0]
         assert (table.project, table.dataset_id) == ("acme-data", "raw")

@@ -10,8 +10,14 @@ from streaming.shop.simulator import Delivery, ShopConfig, SyntheticShop
 
 
 def deliveries() -> list[Delivery]:
-    config = ShopConfig(days=2, sessions_per_day=60, products=30, initial_users=50,
-                        end_date=date(2026, 11, 20), seed=3)
+    config = ShopConfig(
+        days=2,
+        sessions_per_day=60,
+        products=30,
+        initial_users=50,
+        end_date=date(2026, 11, 20),
+        seed=3,
+    )
     return [i for i in SyntheticShop(config).run() if isinstance(i, Delivery)]
 
 

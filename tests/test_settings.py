@@ -127,12 +127,14 @@ def test_paths_follow_data_dir(tmp_path):
 
 
 def test_explicit_paths_override_data_dir(tmp_path):
-    settings = Settings.from_env({
-        "DATA_DIR": str(tmp_path / "state"),
-        "LAKE_DIR": str(tmp_path / "elsewhere" / "lake"),
-        "DUCKDB_PATH": str(tmp_path / "wh.duckdb"),
-        "COLLECTOR_SPOOL_DIR": str(tmp_path / "spool2"),
-    })
+    settings = Settings.from_env(
+        {
+            "DATA_DIR": str(tmp_path / "state"),
+            "LAKE_DIR": str(tmp_path / "elsewhere" / "lake"),
+            "DUCKDB_PATH": str(tmp_path / "wh.duckdb"),
+            "COLLECTOR_SPOOL_DIR": str(tmp_path / "spool2"),
+        }
+    )
     assert settings.data_path == tmp_path / "state"
     assert settings.lake_path == tmp_path / "elsewhere" / "lake"
     assert settings.warehouse_path == tmp_path / "wh.duckdb"
@@ -145,8 +147,12 @@ def test_relative_paths_are_made_absolute(tmp_path, monkeypatch):
     assert settings.data_path == tmp_path.resolve() / "state"
     assert settings.lake_path == tmp_path.resolve() / "state" / "lake"
     assert settings.warehouse_path == tmp_path.resolve() / "wh" / "x.duckdb"
-    for path in (settings.data_path, settings.lake_path, settings.warehouse_path,
-                 settings.spool_path):
+    for path in (
+        settings.data_path,
+        settings.lake_path,
+        settings.warehouse_path,
+        settings.spool_path,
+    ):
         assert path.is_absolute()
 
 
@@ -169,8 +175,14 @@ def test_dbt_target(environ, target):
 
 
 def test_dbt_env_points_at_this_deployment(tmp_path):
-    settings = Settings.from_env({"DATA_DIR": str(tmp_path), "GCP_PROJECT": "acme",
-                                  "BQ_LOCATION": "US", "BQ_RAW_DATASET": "raw_eu"})
+    settings = Settings.from_env(
+        {
+            "DATA_DIR": str(tmp_path),
+            "GCP_PROJECT": "acme",
+            "BQ_LOCATION": "US",
+            "BQ_RAW_DATASET": "raw_eu",
+        }
+    )
     assert settings.dbt_env() == {
         "DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
         "LAKE_DIR": str(tmp_path / "lake"),
@@ -218,8 +230,11 @@ def test_env_example_lists_every_setting_with_its_default():
     assigned = env_example()
     missing = [env for env, _, _ in documented_settings() if env not in assigned]
     assert missing == [], f".env.example lacks {missing}"
-    wrong = {env: (assigned[env], default) for env, default, _ in documented_settings()
-             if assigned[env] != default}
+    wrong = {
+        env: (assigned[env], default)
+        for env, default, _ in documented_settings()
+        if assigned[env] != default
+    }
     assert wrong == {}, "(in .env.example, documented default)"
 
 
@@ -232,11 +247,16 @@ def test_readme_documents_every_setting():
     path = REPO / "README.md"
     assert path.is_file(), "README.md is missing"
     text = path.read_text()
-    missing = [env for env, _, _ in documented_settings()
-               if not re.search(rf"(?<![A-Z0-9_]){env}(?![A-Z0-9_])", text)]
+    missing = [
+        env
+        for env, _, _ in documented_settings()
+        if not re.search(rf"(?<![A-Z0-9_]){env}(?![A-Z0-9_])", text)
+    ]
     assert missing == [], f"README.md lacks {missing}"
-    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\|\s*`([A-Z0-9_]+)`\s*\|.*$", text,
-                                                        re.MULTILINE)}
+    rows = {
+        m.group(1): m.group(0)
+        for m in re.finditer(r"^\|\s*`([A-Z0-9_]+)`\s*\|.*$", text, re.MULTILINE)
+    }
     stale = sorted(set(rows) - set(ENV_VARS))
     assert stale == [], f"README.md documents settings that do not exist: {stale}"
     for env, default, _ in documented_settings():

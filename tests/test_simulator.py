@@ -27,14 +27,18 @@ from streaming.shop.simulator import (
 )
 
 END = date(2025, 3, 9)  # a Sunday
-SMALL = ShopConfig(seed=7, days=3, end_date=END, sessions_per_day=80, products=40,
-                   initial_users=100)
+SMALL = ShopConfig(
+    seed=7, days=3, end_date=END, sessions_per_day=80, products=40, initial_users=100
+)
 # long enough for orders to ship, be delivered and be refunded inside the window
-LONG = ShopConfig(seed=11, days=21, end_date=END, sessions_per_day=150, products=40,
-                  initial_users=100)
+LONG = ShopConfig(
+    seed=11, days=21, end_date=END, sessions_per_day=150, products=40, initial_users=100
+)
 
 LEGAL = {
-    ("pending", "paid"), ("paid", "shipped"), ("shipped", "delivered"),
+    ("pending", "paid"),
+    ("paid", "shipped"),
+    ("shipped", "delivered"),
     ("delivered", "refunded"),  # returned after delivery
     ("paid", "refunded"),  # cancelled by the customer before shipping
     ("pending", "cancelled"),  # payment declined
@@ -109,7 +113,8 @@ def test_different_seed_gives_different_items(small):
     other = tuple(SyntheticShop(dataclasses.replace(SMALL, seed=8)).run())
     assert [d.payload for d in deliveries(other)] != [d.payload for d in deliveries(first)]
     assert [d.payload["messageId"] for d in deliveries(other)][:50] != [
-        d.payload["messageId"] for d in deliveries(first)][:50]
+        d.payload["messageId"] for d in deliveries(first)
+    ][:50]
 
 
 def test_items_are_chronological_and_inside_the_window(small):
@@ -181,8 +186,9 @@ def test_duplicate_deliveries_share_message_id():
             assert same == {k: v for k, v in first.payload.items() if k != "sentAt"}
             # the retry is sent later by the same clock: skew correction gives the same time
             a, b = parse_message(first.payload), parse_message(retry.payload)
-            drift = (corrected_timestamp(a.timestamp, a.sentAt, first.at)
-                     - corrected_timestamp(b.timestamp, b.sentAt, retry.at))
+            drift = corrected_timestamp(a.timestamp, a.sentAt, first.at) - corrected_timestamp(
+                b.timestamp, b.sentAt, retry.at
+            )
             assert abs(drift) < timedelta(milliseconds=2)  # sentAt has millisecond precision
 
 
@@ -200,8 +206,9 @@ def test_skew_correction_puts_events_inside_the_window(small):
 
 
 def test_weekends_get_more_sessions_than_weekdays():
-    config = ShopConfig(seed=5, days=14, end_date=END, sessions_per_day=300, products=40,
-                        initial_users=100)
+    config = ShopConfig(
+        seed=5, days=14, end_date=END, sessions_per_day=300, products=40, initial_users=100
+    )
     per_day: list[int] = []
     shop = SyntheticShop(config, progress=lambda _: per_day.append(shop.counts["sessions"]))
     for _ in shop.run():
@@ -240,8 +247,9 @@ def test_order_completed_matches_the_database_order(long):
         assert money(props["subtotal"]) == order["subtotal"]
         assert payload["userId"] == str(order["user_id"])
         products = sorted((p["product_id"], p["quantity"]) for p in props["products"])
-        db_lines = sorted((str(li["product_id"]), li["quantity"])
-                          for li in lines[order["order_id"]])
+        db_lines = sorted(
+            (str(li["product_id"]), li["quantity"]) for li in lines[order["order_id"]]
+        )
         assert products == db_lines
 
 
@@ -257,7 +265,8 @@ def test_order_totals_add_up(long):
         subtotal = sum((li["quantity"] * li["unit_price"] for li in lines[order_id]), Decimal(0))
         assert lines[order_id], "an order has lines"
         assert [li["line_number"] for li in lines[order_id]] == list(
-            range(1, len(lines[order_id]) + 1))
+            range(1, len(lines[order_id]) + 1)
+        )
         assert order["subtotal"] == subtotal
         expected_shipping = Decimal(0) if subtotal >= FREE_SHIPPING_FROM else SHIPPING_FEE
         assert order["shipping"] == expected_shipping
@@ -293,8 +302,11 @@ def test_order_items_are_deleted_only_with_their_cancelled_order(long):
     _, items = long
     for tx, change in changes(items, "order_items"):
         if change.op == "d":
-            deleted = {c.before["order_id"]: c.before for c in tx.changes
-                       if c.table == "orders" and c.op == "d"}
+            deleted = {
+                c.before["order_id"]: c.before
+                for c in tx.changes
+                if c.table == "orders" and c.op == "d"
+            }
             assert change.before["order_id"] in deleted
         else:
             assert change.op == "c", "order lines are never updated"
@@ -302,8 +314,11 @@ def test_order_items_are_deleted_only_with_their_cancelled_order(long):
 
 def test_refunded_orders_have_refunded_at(long):
     shop, items = long
-    refunds = [(tx, c) for tx, c in changes(items, "orders")
-               if c.op == "u" and c.after["status"] == "refunded"]
+    refunds = [
+        (tx, c)
+        for tx, c in changes(items, "orders")
+        if c.op == "u" and c.after["status"] == "refunded"
+    ]
     assert refunds
     for tx, change in refunds:
         assert change.after["refunded_at"] == tx.at
@@ -315,8 +330,11 @@ def test_refunded_orders_have_refunded_at(long):
 
 def test_refund_event_matches_the_refunded_order(long):
     _, items = long
-    refunded = {c.after["order_id"]: (tx, c.after) for tx, c in changes(items, "orders")
-                if c.op == "u" and c.after["status"] == "refunded"}
+    refunded = {
+        c.after["order_id"]: (tx, c.after)
+        for tx, c in changes(items, "orders")
+        if c.op == "u" and c.after["status"] == "refunded"
+    }
     events = [p for p in unique_events(items).values() if p.get("event") == "Order Refunded"]
     assert events
     for payload in events:
@@ -343,8 +361,10 @@ def test_refund_event_is_attributed_to_the_buyer(long):
 
 def replay(items) -> dict[str, dict[tuple, dict]]:
     snapshot = items[0]
-    state = {t: {tuple(r[c] for c in KEY_COLUMNS[t]): dict(r) for r in rows}
-             for t, rows in snapshot.rows.items()}
+    state = {
+        t: {tuple(r[c] for c in KEY_COLUMNS[t]): dict(r) for r in rows}
+        for t, rows in snapshot.rows.items()
+    }
     for _, change in changes(items):
         rows = state[change.table]
         key = change.key
@@ -367,7 +387,8 @@ def test_final_state_equals_snapshot_plus_changes(config):
     assert replay(items) == shop.state
     for table in KEY_COLUMNS:
         assert sorted(map(repr, shop.rows(table))) == sorted(
-            map(repr, replay(items)[table].values()))
+            map(repr, replay(items)[table].values())
+        )
 
 
 def test_updates_touch_updated_at_and_keep_keys(long):

@@ -376,9 +376,7 @@ def test_events_flow_from_pubsub_to_the_marts(streaming_env):
                     )
                     assert run.success
                 tick = sensor(
-                    dg.build_sensor_context(
-                        instance=instance, cursor=tick.cursor, definitions=defs
-                    )
+                    dg.build_sensor_context(instance=instance, cursor=tick.cursor, definitions=defs)
                 )
                 for event in tick.asset_events:
                     instance.report_runless_asset_event(event)

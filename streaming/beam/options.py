@@ -1,15 +1,13 @@
-"""Pipeline options of the raw streaming job, with defaults from the platform settings.
-
-"""
+"""Pipeline options of the raw streaming job, with defaults from the platform settings."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from platform_assets.settings import Settings, get_settings
+
 
 @dataclass(frozen=True)
 class Subscriptions:

@@ -27,8 +27,9 @@ def _plain(value: Any) -> Any:
 
 def encode_raw_row(table: str, row: dict[str, Any]) -> bytes:
     raw_table(table)  # unknown tables fail here, at the sender
-    return json.dumps({"table": table, "row": {k: _plain(v) for k, v in row.items()}},
-                      separators=(",", ":")).encode()
+    return json.dumps(
+        {"table": table, "row": {k: _plain(v) for k, v in row.items()}}, separators=(",", ":")
+    ).encode()
 
 
 def decode_raw_row(data: bytes) -> tuple[str, dict[str, Any]]:

@@ -90,10 +90,7 @@ def event_row(
     os_name = (message.context.os.name if message.context.os else None) or ua_os
     event_ts = corrected_timestamp(message.event_time_as_sent, message.sentAt, received_at)
     event_ts = naive_utc(event_ts)
-    if message.type == "track":
-        name = message.event
-    else:
-        name = getattr(message, "name", None)
+    name = message.event if message.type == "track" else getattr(message, "name", None)
     return {
         "message_id": message.messageId,
         "type": message.type,

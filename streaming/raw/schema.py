@@ -33,9 +33,7 @@ class RawTable:
 
     @property
     def arrow_schema(self) -> pa.Schema:
-        return pa.schema(
-            [pa.field(c.name, c.arrow, nullable=not c.required) for c in self.columns]
-        )
+        return pa.schema([pa.field(c.name, c.arrow, nullable=not c.required) for c in self.columns])
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -102,8 +100,13 @@ def _cdc_table(table: str) -> RawTable:
         partition_column="ingest_date",
         cluster_columns=("pk",),
         columns=(
-            _c("op", pa.string(), "STRING", "c create, u update, d delete, r snapshot, t truncate",
-               True),
+            _c(
+                "op",
+                pa.string(),
+                "STRING",
+                "c create, u update, d delete, r snapshot, t truncate",
+                True,
+            ),
             _c("pk", pa.string(), "STRING", "Primary key as canonical JSON (null for truncate)"),
             _c("before", pa.string(), "STRING", "Row before the change (JSON)"),
             _c("after", pa.string(), "STRING", "Row after the change (JSON)"),

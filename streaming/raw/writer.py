@@ -188,7 +188,9 @@ class BigQueryRawWriter:
         to_arrow(spec, rows)  # same validation as local: fail before anything is sent
         payload = [{k: _json_ready(v) for k, v in row.items()} for row in rows]
         job = self.client.load_table_from_json(
-            payload, self.table_id(table), job_config=self.load_job_config(spec),
+            payload,
+            self.table_id(table),
+            job_config=self.load_job_config(spec),
             location=self.location,
         )
         job.result()
@@ -202,7 +204,9 @@ def bq_schema(spec: RawTable) -> list[Any]:
 
     return [
         bigquery.SchemaField(
-            c.name, c.bq_type, mode="REQUIRED" if c.required else "NULLABLE",
+            c.name,
+            c.bq_type,
+            mode="REQUIRED" if c.required else "NULLABLE",
             description=c.description,
         )
         for c in spec.columns
@@ -216,8 +220,9 @@ def writer_for(settings: Any) -> RawWriter:
     from google.cloud import bigquery
 
     client = bigquery.Client(project=settings.gcp_project, location=settings.bq_location)
-    return BigQueryRawWriter(client, settings.gcp_project, settings.bq_raw_dataset,
-                             settings.bq_location)
+    return BigQueryRawWriter(
+        client, settings.gcp_project, settings.bq_raw_dataset, settings.bq_location
+    )
 
 
 def chunked(rows: Iterable[Row], size: int) -> Iterable[list[Row]]:

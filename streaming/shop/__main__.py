@@ -24,7 +24,9 @@ def _progress(message: str) -> None:
 
 def _config(args: argparse.Namespace) -> ShopConfig:
     return ShopConfig(
-        seed=args.seed, days=args.days, sessions_per_day=args.sessions_per_day,
+        seed=args.seed,
+        days=args.days,
+        sessions_per_day=args.sessions_per_day,
         end_date=date.fromisoformat(args.end_date) if args.end_date else None,
     )
 
@@ -32,24 +34,43 @@ def _config(args: argparse.Namespace) -> ShopConfig:
 def _write_ndjson(config: ShopConfig, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     shop = SyntheticShop(config, progress=_progress)
-    with gzip.open(out / "events.ndjson.gz", "wt") as events, \
-            gzip.open(out / "changes.ndjson.gz", "wt") as changes:
+    with (
+        gzip.open(out / "events.ndjson.gz", "wt") as events,
+        gzip.open(out / "changes.ndjson.gz", "wt") as changes,
+    ):
         for item in shop.run():
             if isinstance(item, Delivery):
-                events.write(json.dumps({"receivedAt": isoformat_z(item.at), "source": item.source,
-                                         "message": item.payload}) + "\n")
+                events.write(
+                    json.dumps(
+                        {
+                            "receivedAt": isoformat_z(item.at),
+                            "source": item.source,
+                            "message": item.payload,
+                        }
+                    )
+                    + "\n"
+                )
             elif isinstance(item, Snapshot):
                 for table, rows in item.rows.items():
                     for row in rows:
-                        changes.write(json.dumps({"table": table, "op": "r",
-                                                  "after": encode_row(row)}) + "\n")
+                        changes.write(
+                            json.dumps({"table": table, "op": "r", "after": encode_row(row)}) + "\n"
+                        )
             elif isinstance(item, Transaction):
                 for change in item.changes:
-                    changes.write(json.dumps({
-                        "commitTs": isoformat_z(item.at), "txId": item.tx_id,
-                        "table": change.table, "op": change.op,
-                        "before": encode_row(change.before), "after": encode_row(change.after),
-                    }) + "\n")
+                    changes.write(
+                        json.dumps(
+                            {
+                                "commitTs": isoformat_z(item.at),
+                                "txId": item.tx_id,
+                                "table": change.table,
+                                "op": change.op,
+                                "before": encode_row(change.before),
+                                "after": encode_row(change.after),
+                            }
+                        )
+                        + "\n"
+                    )
     _progress(f"wrote {out / 'events.ndjson.gz'} and {out / 'changes.ndjson.gz'}")
 
 
@@ -59,8 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--sessions-per-day", type=int, default=1000)
     parser.add_argument("--end-date", help="last simulated day, YYYY-MM-DD (default: yesterday)")
-    parser.add_argument("--ndjson", type=Path, metavar="DIR",
-                        help="write events and changes as gzipped NDJSON here instead of raw")
+    parser.add_argument(
+        "--ndjson",
+        type=Path,
+        metavar="DIR",
+        help="write events and changes as gzipped NDJSON here instead of raw",
+    )
     args = parser.parse_args(argv)
     config = _config(args)
     started = time.monotonic()
@@ -70,11 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     writer = writer_for(settings)
     target = settings.lake_path if settings.is_local else f"BigQuery {settings.gcp_project}"
-    _progress(f"generating {config.days} days ({config.first_day} .. {config.last_day}) "
-              f"seed {config.seed} into {target}")
+    _progress(
+        f"generating {config.days} days ({config.first_day} .. {config.last_day}) "
+        f"seed {config.seed} into {target}"
+    )
     _, stats = load_shop(writer, config, progress=_progress)
-    _progress(f"landed {stats.events:,} events and {stats.changes:,} changes in raw "
-              f"in {time.monotonic() - started:.1f}s")
+    _progress(
+        f"landed {stats.events:,} events and {stats.changes:,} changes in raw "
+        f"in {time.monotonic() - started:.1f}s"
+    )
     return 0
 
 

@@ -4,22 +4,62 @@ from __future__ import annotations
 
 # category -> (share of catalog, median price, price spread (lognormal sigma), brands, nouns)
 CATEGORIES: dict[str, tuple[float, float, float, tuple[str, ...], tuple[str, ...]]] = {
-    "Electronics": (0.16, 120.0, 0.9, ("Voltix", "Nordwave", "Pixelon", "Auralis"),
-                    ("Headphones", "Speaker", "Charger", "Smartwatch", "Keyboard", "Monitor")),
-    "Home & Kitchen": (0.18, 35.0, 0.7, ("Casa Verde", "Hearthly", "Potluck"),
-                       ("Pan", "Knife Set", "Blender", "Mug", "Lamp", "Cushion")),
-    "Fashion": (0.2, 45.0, 0.6, ("Linea", "Urban Fold", "Marlow"),
-                ("T-Shirt", "Jeans", "Sneakers", "Jacket", "Scarf", "Dress")),
-    "Beauty": (0.1, 22.0, 0.5, ("Glowette", "Purebloom"),
-               ("Serum", "Lipstick", "Shampoo", "Face Cream", "Perfume")),
-    "Sports": (0.12, 55.0, 0.8, ("Peakform", "Stridex"),
-               ("Yoga Mat", "Dumbbells", "Running Shoes", "Water Bottle", "Backpack")),
-    "Books": (0.1, 16.0, 0.35, ("Inkwell Press", "Lanterna"),
-              ("Novel", "Cookbook", "Biography", "Travel Guide", "Comic")),
-    "Toys": (0.08, 28.0, 0.6, ("Playnest", "Tinkertown"),
-             ("Puzzle", "Building Set", "Plush Bear", "Board Game")),
-    "Grocery": (0.06, 9.0, 0.4, ("Fieldhouse", "Good Grain"),
-                ("Coffee Beans", "Olive Oil", "Granola", "Tea Sampler")),
+    "Electronics": (
+        0.16,
+        120.0,
+        0.9,
+        ("Voltix", "Nordwave", "Pixelon", "Auralis"),
+        ("Headphones", "Speaker", "Charger", "Smartwatch", "Keyboard", "Monitor"),
+    ),
+    "Home & Kitchen": (
+        0.18,
+        35.0,
+        0.7,
+        ("Casa Verde", "Hearthly", "Potluck"),
+        ("Pan", "Knife Set", "Blender", "Mug", "Lamp", "Cushion"),
+    ),
+    "Fashion": (
+        0.2,
+        45.0,
+        0.6,
+        ("Linea", "Urban Fold", "Marlow"),
+        ("T-Shirt", "Jeans", "Sneakers", "Jacket", "Scarf", "Dress"),
+    ),
+    "Beauty": (
+        0.1,
+        22.0,
+        0.5,
+        ("Glowette", "Purebloom"),
+        ("Serum", "Lipstick", "Shampoo", "Face Cream", "Perfume"),
+    ),
+    "Sports": (
+        0.12,
+        55.0,
+        0.8,
+        ("Peakform", "Stridex"),
+        ("Yoga Mat", "Dumbbells", "Running Shoes", "Water Bottle", "Backpack"),
+    ),
+    "Books": (
+        0.1,
+        16.0,
+        0.35,
+        ("Inkwell Press", "Lanterna"),
+        ("Novel", "Cookbook", "Biography", "Travel Guide", "Comic"),
+    ),
+    "Toys": (
+        0.08,
+        28.0,
+        0.6,
+        ("Playnest", "Tinkertown"),
+        ("Puzzle", "Building Set", "Plush Bear", "Board Game"),
+    ),
+    "Grocery": (
+        0.06,
+        9.0,
+        0.4,
+        ("Fieldhouse", "Good Grain"),
+        ("Coffee Beans", "Olive Oil", "Granola", "Tea Sampler"),
+    ),
 }
 ADJECTIVES = ("Classic", "Pro", "Eco", "Compact", "Deluxe", "Everyday", "Ultra", "Vintage", "Smart")
 
@@ -73,13 +113,73 @@ TRAFFIC_SOURCES: dict[str, tuple[float, float, str | None, str | None]] = {
 }
 
 COUNTRIES = (("US", 0.45), ("GB", 0.15), ("DE", 0.12), ("FR", 0.1), ("CA", 0.08), ("NL", 0.1))
-FIRST_NAMES = ("Ava", "Liam", "Mia", "Noah", "Emma", "Lucas", "Sofia", "Leo", "Ines", "Omar",
-               "Yuki", "Priya", "Jonas", "Chloe", "Mateo", "Zara", "Ethan", "Lena", "Amir", "Nora")
-LAST_NAMES = ("Smith", "Garcia", "Muller", "Rossi", "Dubois", "Kim", "Patel", "Jansen",
-              "Novak", "Silva", "Brown", "Okafor", "Tanaka", "Larsen", "Cohen", "Moreau")
+FIRST_NAMES = (
+    "Ava",
+    "Liam",
+    "Mia",
+    "Noah",
+    "Emma",
+    "Lucas",
+    "Sofia",
+    "Leo",
+    "Ines",
+    "Omar",
+    "Yuki",
+    "Priya",
+    "Jonas",
+    "Chloe",
+    "Mateo",
+    "Zara",
+    "Ethan",
+    "Lena",
+    "Amir",
+    "Nora",
+)
+LAST_NAMES = (
+    "Smith",
+    "Garcia",
+    "Muller",
+    "Rossi",
+    "Dubois",
+    "Kim",
+    "Patel",
+    "Jansen",
+    "Novak",
+    "Silva",
+    "Brown",
+    "Okafor",
+    "Tanaka",
+    "Larsen",
+    "Cohen",
+    "Moreau",
+)
 
 # share of the day's sessions by hour (UTC), two peaks: lunch and evening
-HOURLY_WEIGHTS = (1.0, 0.6, 0.4, 0.3, 0.3, 0.5, 1.0, 2.0, 3.0, 3.5, 3.8, 4.2, 5.0, 4.8, 4.0,
-                  3.8, 4.0, 4.5, 5.2, 6.0, 6.5, 5.8, 4.0, 2.2)
+HOURLY_WEIGHTS = (
+    1.0,
+    0.6,
+    0.4,
+    0.3,
+    0.3,
+    0.5,
+    1.0,
+    2.0,
+    3.0,
+    3.5,
+    3.8,
+    4.2,
+    5.0,
+    4.8,
+    4.0,
+    3.8,
+    4.0,
+    4.5,
+    5.2,
+    6.0,
+    6.5,
+    5.8,
+    4.0,
+    2.2,
+)
 # Monday .. Sunday
 WEEKDAY_FACTORS = (0.92, 0.94, 0.97, 1.0, 1.06, 1.22, 1.16)

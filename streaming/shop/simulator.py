@@ -145,7 +145,8 @@ class _Session:
 
 class SyntheticShop:
     def __init__(
-        self, config: ShopConfig | None = None,
+        self,
+        config: ShopConfig | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config or ShopConfig()
@@ -247,7 +248,9 @@ class SyntheticShop:
             created = window_start - timedelta(days=rng.randint(30, 700))
             self._insert_now("products", self._new_product(category, created))
         for _ in range(self.config.initial_users):
-            created = window_start - timedelta(days=rng.randint(1, 600), seconds=rng.randint(0, 86399))
+            created = window_start - timedelta(
+                days=rng.randint(1, 600), seconds=rng.randint(0, 86399)
+            )
             visitor = self._new_visitor(returning=True)
             user = self._new_user(created)
             visitor.user_id = user["user_id"]
@@ -257,7 +260,9 @@ class SyntheticShop:
         # popularity: a few products sell much more than the rest (Zipf-like)
         self._popularity = {
             key[0]: 1.0 / (rank + 1) ** 0.8
-            for rank, key in enumerate(rng.sample(list(self.state["products"]), len(self.state["products"])))
+            for rank, key in enumerate(
+                rng.sample(list(self.state["products"]), len(self.state["products"]))
+            )
         }
 
     def _insert_now(self, table: str, row: dict[str, Any]) -> None:
@@ -337,7 +342,9 @@ class SyntheticShop:
         self._account_changes(midnight)
         growth = 1 + 0.006 * index
         n_sessions = round(
-            self.config.sessions_per_day * catalog.WEEKDAY_FACTORS[day.weekday()] * growth
+            self.config.sessions_per_day
+            * catalog.WEEKDAY_FACTORS[day.weekday()]
+            * growth
             * math.exp(rng.gauss(0, 0.05))
         )
         hours = range(24)
@@ -374,11 +381,15 @@ class SyntheticShop:
             at = midnight + timedelta(seconds=rng.uniform(0, 86400))
             key = (visitor.user_id,)
             if rng.random() < 0.5:
-                values: dict[str, Any] = {"marketing_opt_in": lambda row: not row["marketing_opt_in"]}
+                values: dict[str, Any] = {
+                    "marketing_opt_in": lambda row: not row["marketing_opt_in"]
+                }
             else:
                 values = {"email": f"user{visitor.user_id}.{rng.randint(1, 999)}@example.org"}
             self._schedule(at, [("update", "users", key, values)])
-        for visitor in rng.sample(accounts, max(0, round(len(accounts) * 0.0008 + rng.random() - 0.5))):
+        for visitor in rng.sample(
+            accounts, max(0, round(len(accounts) * 0.0008 + rng.random() - 0.5))
+        ):
             visitor.active = False  # the account is erased and the person stops visiting
             at = midnight + timedelta(seconds=rng.uniform(0, 86400))
             self._schedule(at, [("delete", "users", (visitor.user_id,), None)])
@@ -420,16 +431,28 @@ class SyntheticShop:
             pid for (pid,), row in products.items() if row["active"] and row["category"] == category
         ] or [pid for (pid,), row in products.items() if row["active"]]
         if rng.random() < 0.2:
-            self._track(session, step(15), "Products Searched",
-                        {"query": rng.choice(catalog.CATEGORIES[category][4]).lower()})
+            self._track(
+                session,
+                step(15),
+                "Products Searched",
+                {"query": rng.choice(catalog.CATEGORIES[category][4]).lower()},
+            )
         if rng.random() < 0.78:
             listed = rng.sample(candidates, min(8, len(candidates)))
             self._page(session, step(10), category, f"/c/{category.lower().replace(' & ', '-')}")
-            self._track(session, clock, "Product List Viewed", {
-                "list_id": category.lower(), "category": category,
-                "products": [self._product_props(products[(p,)], position=i + 1)
-                             for i, p in enumerate(listed)],
-            })
+            self._track(
+                session,
+                clock,
+                "Product List Viewed",
+                {
+                    "list_id": category.lower(),
+                    "category": category,
+                    "products": [
+                        self._product_props(products[(p,)], position=i + 1)
+                        for i, p in enumerate(listed)
+                    ],
+                },
+            )
         elif rng.random() < 0.6:
             return self._finish(session)  # bounced after the home page
 
@@ -444,30 +467,54 @@ class SyntheticShop:
             if rng.random() < (0.13 if loyal else 0.08):
                 quantity = rng.choices((1, 2, 3), (0.82, 0.14, 0.04))[0]
                 cart[pid] = cart.get(pid, 0) + quantity
-                self._track(session, step(25), "Product Added",
-                            self._product_props(product, quantity=quantity))
+                self._track(
+                    session,
+                    step(25),
+                    "Product Added",
+                    self._product_props(product, quantity=quantity),
+                )
         if not cart:
             return self._finish(session)
         if rng.random() < 0.75:
             self._page(session, step(15), "Cart", "/cart")
-            self._track(session, clock, "Cart Viewed", {
-                "cart_id": session.visitor.anonymous_id[:8],
-                "products": [self._product_props(products[(p,)], quantity=q) for p, q in cart.items()],
-            })
+            self._track(
+                session,
+                clock,
+                "Cart Viewed",
+                {
+                    "cart_id": session.visitor.anonymous_id[:8],
+                    "products": [
+                        self._product_props(products[(p,)], quantity=q) for p, q in cart.items()
+                    ],
+                },
+            )
         if len(cart) > 1 and rng.random() < 0.12:
             pid = rng.choice(list(cart))
-            self._track(session, step(10), "Product Removed",
-                        self._product_props(products[(pid,)], quantity=cart.pop(pid)))
+            self._track(
+                session,
+                step(10),
+                "Product Removed",
+                self._product_props(products[(pid,)], quantity=cart.pop(pid)),
+            )
         if rng.random() > (0.55 if loyal else 0.4):
             return self._finish(session)  # cart abandoned
         subtotal = sum((products[(p,)]["price"] * q for p, q in cart.items()), Decimal(0))
         shipping = Decimal(0) if subtotal >= FREE_SHIPPING_FROM else SHIPPING_FEE
         total = subtotal + shipping
         self._page(session, step(20), "Checkout", "/checkout")
-        self._track(session, clock, "Checkout Started", {
-            "value": float(subtotal), "revenue": float(subtotal), "currency": "USD",
-            "products": [self._product_props(products[(p,)], quantity=q) for p, q in cart.items()],
-        })
+        self._track(
+            session,
+            clock,
+            "Checkout Started",
+            {
+                "value": float(subtotal),
+                "revenue": float(subtotal),
+                "currency": "USD",
+                "products": [
+                    self._product_props(products[(p,)], quantity=q) for p, q in cart.items()
+                ],
+            },
+        )
         if visitor.user_id is None:
             # guests sign up at checkout
             user = self._new_user(step(40))
@@ -477,39 +524,76 @@ class SyntheticShop:
             self._identify(session, clock, user)
         if rng.random() > 0.84:
             return self._finish(session)
-        self._track(session, step(45), "Payment Info Entered",
-                    {"step": 2, "payment_method": rng.choice(("card", "paypal", "apple_pay"))})
+        self._track(
+            session,
+            step(45),
+            "Payment Info Entered",
+            {"step": 2, "payment_method": rng.choice(("card", "paypal", "apple_pay"))},
+        )
         order_id = next(self._order_ids)
         order = {
-            "order_id": order_id, "user_id": visitor.user_id, "status": "pending",
-            "currency": "USD", "subtotal": subtotal, "shipping": shipping,
-            "total_amount": total, "created_at": clock, "updated_at": clock,
-            "paid_at": None, "refunded_at": None,
+            "order_id": order_id,
+            "user_id": visitor.user_id,
+            "status": "pending",
+            "currency": "USD",
+            "subtotal": subtotal,
+            "shipping": shipping,
+            "total_amount": total,
+            "created_at": clock,
+            "updated_at": clock,
+            "paid_at": None,
+            "refunded_at": None,
         }
         lines = [
-            {"order_id": order_id, "line_number": i + 1, "product_id": pid, "quantity": q,
-             "unit_price": products[(pid,)]["price"]}
+            {
+                "order_id": order_id,
+                "line_number": i + 1,
+                "product_id": pid,
+                "quantity": q,
+                "unit_price": products[(pid,)]["price"],
+            }
             for i, (pid, q) in enumerate(cart.items())
         ]
         self._order_lines[order_id] = [(order_id, line["line_number"]) for line in lines]
-        self._schedule(clock, [("insert", "orders", None, order)]
-                       + [("insert", "order_items", None, line) for line in lines])
+        self._schedule(
+            clock,
+            [("insert", "orders", None, order)]
+            + [("insert", "order_items", None, line) for line in lines],
+        )
         if rng.random() < 0.09:  # payment declined: the pending order is cancelled, later purged
-            self._schedule(clock + timedelta(hours=1),
-                           [("update", "orders", (order_id,), {"status": "cancelled"})])
+            self._schedule(
+                clock + timedelta(hours=1),
+                [("update", "orders", (order_id,), {"status": "cancelled"})],
+            )
             purge = clock + timedelta(days=3, hours=rng.uniform(0, 12))
-            self._schedule(purge, [("delete", "orders", (order_id,), None)]
-                           + [("delete", "order_items", k, None) for k in self._order_lines[order_id]])
+            self._schedule(
+                purge,
+                [("delete", "orders", (order_id,), None)]
+                + [("delete", "order_items", k, None) for k in self._order_lines[order_id]],
+            )
             return self._finish(session)
         paid = step(8)
-        self._schedule(paid, [("update", "orders", (order_id,), {"status": "paid", "paid_at": paid})])
+        self._schedule(
+            paid, [("update", "orders", (order_id,), {"status": "paid", "paid_at": paid})]
+        )
         visitor.orders += 1
         self.counts["orders"] += 1
-        self._track(session, paid, "Order Completed", {
-            "order_id": str(order_id), "total": float(total), "subtotal": float(subtotal),
-            "revenue": float(subtotal), "shipping": float(shipping), "currency": "USD",
-            "products": [self._product_props(products[(p,)], quantity=q) for p, q in cart.items()],
-        })
+        self._track(
+            session,
+            paid,
+            "Order Completed",
+            {
+                "order_id": str(order_id),
+                "total": float(total),
+                "subtotal": float(subtotal),
+                "revenue": float(subtotal),
+                "shipping": float(shipping),
+                "currency": "USD",
+                "products": [
+                    self._product_props(products[(p,)], quantity=q) for p, q in cart.items()
+                ],
+            },
+        )
         self._order_lifecycle(order_id, visitor.user_id, paid, total)
         self._finish(session)
 
@@ -527,22 +611,32 @@ class SyntheticShop:
             self._refund(order_id, user_id, delivered + timedelta(hours=rng.uniform(6, 240)), total)
 
     def _refund(self, order_id: int, user_id: int, at: datetime, total: Decimal) -> None:
-        self._schedule(at, [("update", "orders", (order_id,),
-                             {"status": "refunded", "refunded_at": at})])
-        self._server_event(at, "Order Refunded", user_id,
-                           {"order_id": str(order_id), "total": float(total), "currency": "USD"})
+        self._schedule(
+            at, [("update", "orders", (order_id,), {"status": "refunded", "refunded_at": at})]
+        )
+        self._server_event(
+            at,
+            "Order Refunded",
+            user_id,
+            {"order_id": str(order_id), "total": float(total), "currency": "USD"},
+        )
 
     def _new_traffic(self, visitor: _Visitor) -> str:
         names = list(catalog.TRAFFIC_SOURCES)
         return self.rng.choices(names, [catalog.TRAFFIC_SOURCES[t][1] for t in names])[0]
 
     @staticmethod
-    def _product_props(product: dict[str, Any], quantity: int | None = None,
-                       position: int | None = None) -> dict[str, Any]:
+    def _product_props(
+        product: dict[str, Any], quantity: int | None = None, position: int | None = None
+    ) -> dict[str, Any]:
         props: dict[str, Any] = {
-            "product_id": str(product["product_id"]), "sku": product["sku"],
-            "name": product["name"], "category": product["category"],
-            "brand": product["brand"], "price": float(product["price"]), "currency": "USD",
+            "product_id": str(product["product_id"]),
+            "sku": product["sku"],
+            "name": product["name"],
+            "category": product["category"],
+            "brand": product["brand"],
+            "price": float(product["price"]),
+            "currency": "USD",
         }
         if quantity is not None:
             props["quantity"] = quantity
@@ -563,23 +657,36 @@ class SyntheticShop:
         medium = catalog.TRAFFIC_SOURCES[session.traffic][3]
         referrer = catalog.TRAFFIC_SOURCES[session.traffic][2]
         if medium:
-            context["campaign"] = {"source": session.traffic, "medium": medium,
-                                   "name": f"{session.start:%b}-promo".lower()}
+            context["campaign"] = {
+                "source": session.traffic,
+                "medium": medium,
+                "name": f"{session.start:%b}-promo".lower(),
+            }
         if visitor.source == "web":
             context["userAgent"] = visitor.user_agent
-            context["page"] = {"url": "https://shop.example.com/", "path": "/",
-                               "referrer": referrer or ""}
+            context["page"] = {
+                "url": "https://shop.example.com/",
+                "path": "/",
+                "referrer": referrer or "",
+            }
         else:
             manufacturer, model = visitor.device or ("", "")
-            context["device"] = {"id": visitor.anonymous_id, "type": visitor.device_type,
-                                 "manufacturer": manufacturer, "model": model}
-            context["os"] = {"name": "iOS" if visitor.source == "ios" else "Android",
-                             "version": "18.1" if visitor.source == "ios" else "14"}
+            context["device"] = {
+                "id": visitor.anonymous_id,
+                "type": visitor.device_type,
+                "manufacturer": manufacturer,
+                "model": model,
+            }
+            context["os"] = {
+                "name": "iOS" if visitor.source == "ios" else "Android",
+                "version": "18.1" if visitor.source == "ios" else "14",
+            }
             context["app"] = {"name": "Shop", "version": "5.12.0", "build": "512"}
         message: dict[str, Any] = {
             "type": kind,
-            "messageId": (f"ajs-next-{rng.getrandbits(128):032x}" if visitor.source == "web"
-                          else self._uuid()),
+            "messageId": (
+                f"ajs-next-{rng.getrandbits(128):032x}" if visitor.source == "web" else self._uuid()
+            ),
             "anonymousId": visitor.anonymous_id,
             "timestamp": at + visitor.clock_skew,
             "context": context,
@@ -593,8 +700,11 @@ class SyntheticShop:
         if session.visitor.source == "web":
             message = self._base(session, at, "page")
             message["name"] = name
-            message["properties"] = {"path": path, "url": f"https://shop.example.com{path}",
-                                     "title": f"{name} | Shop"}
+            message["properties"] = {
+                "path": path,
+                "url": f"https://shop.example.com{path}",
+                "title": f"{name} | Shop",
+            }
             message["context"]["page"].update(path=path, url=f"https://shop.example.com{path}")
         else:
             message = self._base(session, at, "screen")
@@ -611,16 +721,23 @@ class SyntheticShop:
     def _identify(self, session: _Session, at: datetime, user: dict[str, Any]) -> None:
         message = self._base(session, at, "identify")
         message["userId"] = str(user["user_id"])
-        message["traits"] = {"email": user["email"], "name": user["full_name"],
-                             "country": user["country"], "createdAt": isoformat_z(user["created_at"])}
+        message["traits"] = {
+            "email": user["email"],
+            "name": user["full_name"],
+            "country": user["country"],
+            "createdAt": isoformat_z(user["created_at"]),
+        }
         session.events.append((at, message))
 
     def _server_event(self, at: datetime, event: str, user_id: int, props: dict[str, Any]) -> None:
         library = catalog.LIBRARIES["server"]
         message = {
-            "type": "track", "event": event, "messageId": self._uuid(),
+            "type": "track",
+            "event": event,
+            "messageId": self._uuid(),
             "userId": str(user_id),
-            "timestamp": at, "properties": props,
+            "timestamp": at,
+            "properties": props,
             "context": {"library": {"name": library[0], "version": library[1]}},
         }
         sent = at + timedelta(seconds=self.rng.uniform(0.05, 2))
@@ -643,13 +760,18 @@ class SyntheticShop:
             if offline:
                 true_send += timedelta(hours=rng.uniform(1, 20))
             for queued in pending:
-                self._deliver(queued, visitor.source, true_send + visitor.clock_skew,
-                              true_send + timedelta(milliseconds=rng.uniform(20, 400)))
+                self._deliver(
+                    queued,
+                    visitor.source,
+                    true_send + visitor.clock_skew,
+                    true_send + timedelta(milliseconds=rng.uniform(20, 400)),
+                )
             pending = []
         session.events.clear()
 
-    def _deliver(self, message: dict[str, Any], source: str, sent_client: datetime,
-                 received: datetime) -> None:
+    def _deliver(
+        self, message: dict[str, Any], source: str, sent_client: datetime, received: datetime
+    ) -> None:
         payload = dict(message)
         payload["timestamp"] = isoformat_z(message["timestamp"])
         payload["sentAt"] = isoformat_z(sent_client)
