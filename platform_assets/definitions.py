@@ -60,6 +60,9 @@ def build_definitions() -> dg.Definitions:
             # per tick, none while one is queued or running): see the README on eager()
             sensors=raw_sensor_definitions(refresh_latest=True),
             resources={"dbt": dbt_resource()},
+            # one process per run, not per step: a refresh is two dbt steps and a few dozen
+            # quick check steps, and a process per step costs seconds each on a small machine
+            executor=dg.in_process_executor,
         ),
         reconciliation_definitions(),
         quality_definitions(),

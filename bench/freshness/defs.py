@@ -12,8 +12,8 @@ import os
 
 import dagster as dg
 
+from platform_assets import definitions as platform
 from platform_assets.dbt import dbt_event_models, dbt_models, dbt_resource
-from platform_assets.definitions import defs as platform_defs
 from platform_assets.definitions import platform_assets
 from platform_assets.raw_sensors import (
     WAREHOUSE_TAG_KEY,
@@ -51,5 +51,5 @@ def _automation_defs() -> dg.Definitions:
 defs = (
     _automation_defs()
     if os.environ.get("BENCH_REFRESH_MODE", "sensor") == "automation"
-    else platform_defs
+    else platform.defs
 )
