@@ -5,8 +5,13 @@ No `from __future__ import annotations` here: Dagster inspects the context annot
 
 import importlib.metadata
 import json
-from collections.abc import Mapping
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -86,7 +91,7 @@ def partition_vars(context: AssetExecutionContext) -> dict[str, str]:
 def dbt_event_models(context: AssetExecutionContext, dbt: DbtCliResource):
     """Day-partitioned models: a run (or a single-run backfill) recomputes whole event days."""
     args = ["build", "--vars", json.dumps(partition_vars(context))]
-    yield from dbt.cli(args, context=context).stream()
+    yield from run_dbt(dbt, args, context)
 
 
 @dbt_assets(
@@ -98,7 +103,73 @@ def dbt_event_models(context: AssetExecutionContext, dbt: DbtCliResource):
 )
 def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
     """Current-state staging and the marts, rebuilt as whole tables."""
-    yield from dbt.cli(["build"], context=context).stream()
+    yield from run_dbt(dbt, ["build"], context)
+
+
+# dagster-dbt gives every invocation its own target directory (manifest, run results, compiled
+# SQL: 2-3 MB) and never removes it; a sensor-driven refresh every few seconds would fill the
+# disk. Dagster's event log keeps the results; the newest directories stay for debugging.
+INVOCATIONS_KEPT = 20
+INVOCATION_DIR = re.compile(r"^[A-Za-z0-9_]+-[0-9a-f]{7}-[0-9a-f]{7}$")
+PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+def target_root() -> Path:
+    target = Path(os.environ.get("DBT_TARGET_PATH", "target"))
+    return target if target.is_absolute() else dbt_project.project_dir / target
+
+
+def run_dbt(
+    dbt: DbtCliResource, args: Sequence[str], context: AssetExecutionContext
+) -> Iterator[Any]:
+    """`dbt <args>` for an asset step, parsing incrementally and cleaning up after itself.
+
+    dbt reparses the whole project when its vars or profile differ from those of the
+    `partial_parse.msgpack` it starts from, and the one dagster-dbt copies from `target/`
+    comes from whatever ran last: the partitioned and the whole-table steps (different vars)
+    kept invalidating each other, ~2 s of parsing each on every refresh. Each op now starts
+    from the msgpack its own previous invocation left."""
+    op_name = context.op_execution_context.op.name
+    root = target_root()
+    run_dir = root / f"{op_name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
+    cache = root / "partial_parse" / f"{op_name}.msgpack"
+    if cache.is_file():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cache, run_dir / PARTIAL_PARSE)
+    try:
+        yield from dbt.cli(list(args), context=context, target_path=run_dir).stream()
+    finally:
+        save_partial_parse(run_dir / PARTIAL_PARSE, cache)
+        prune_invocations(root, keep=INVOCATIONS_KEPT)
+
+
+def save_partial_parse(source: Path, cache: Path) -> None:
+    if not source.is_file():
+        return
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    staged = cache.with_name(f".{cache.name}.{uuid.uuid4().hex[:8]}")
+    shutil.copyfile(source, staged)
+    os.replace(staged, cache)  # concurrent runs of one op: last writer wins, never a torn file
+
+
+def prune_invocations(root: Path, keep: int) -> list[Path]:
+    """Remove all but the `keep` newest per-invocation target directories; returns removed."""
+    try:
+        entries = [p for p in root.iterdir() if p.is_dir() and INVOCATION_DIR.match(p.name)]
+    except FileNotFoundError:
+        return []
+    by_age = sorted(entries, key=_mtime, reverse=True)
+    removed = by_age[keep:]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 class PlatformDbtCliResource(DbtCliResource):

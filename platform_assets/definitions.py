@@ -14,8 +14,9 @@ from platform_assets.raw_sensors import (
 from platform_assets.reconciliation import reconciliation_checks, reconciliation_definitions
 from platform_assets.settings import get_settings
 
-# DuckDB has one writer: every run that writes the local warehouse carries this tag, and the
-# instance's run queue (dagster.yaml, written by `make env`) runs one such run at a time.
+# DuckDB has one writer, and a reader in another process blocks it: every run that writes or
+# reads the local warehouse carries this tag, and the instance's run queue (dagster.yaml,
+# written by `make env`) runs one such run at a time.
 WAREHOUSE_WRITER = {WAREHOUSE_TAG_KEY: WAREHOUSE_TAG_VALUE}
 RECONCILIATION = dg.AssetSelection.checks(*reconciliation_checks())
 # The reconciliation needs the source database and a drained stream: it runs on its own.
@@ -36,6 +37,7 @@ daily_refresh_schedule = dg.build_schedule_from_partitioned_job(
 reconcile_cdc_job = dg.define_asset_job(
     "reconcile_cdc",
     selection=RECONCILIATION,
+    tags=WAREHOUSE_WRITER,
     description="Compare the staging current state with the shop's PostgreSQL.",
 )
 reconcile_cdc_schedule = dg.ScheduleDefinition(

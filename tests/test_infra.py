@@ -1292,3 +1292,20 @@ def test_checkov(tmp_path: Path) -> None:
     assert not failed, "checkov failures (fix, or skip inline with a reason):\n" + "\n".join(failed)
     checked = {report.get("check_type") for report in reports}
     assert set(frameworks) <= checked, checked
+
+
+def test_local_dagster_instance_config_loads_with_queue_limit_and_tick_retention(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    import dagster as dg
+    from dagster._core.definitions.run_request import InstigatorType
+    from dagster._core.scheduler.instigation import TickStatus as Status
+
+    shutil.copy(ROOT / "infra/dagster/local-dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        limits = instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
+        assert {"key": "platform/warehouse", "limit": 1} in limits
+        retention = instance.get_tick_retention_settings(InstigatorType.SENSOR)
+        assert retention[Status.SUCCESS] == 7 and retention[Status.SKIPPED] == 1

@@ -6,6 +6,7 @@ the events it sent), computed here in plain Python, never from the warehouse.
 
 from __future__ import annotations
 
+import os
 from collections import Counter, defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
@@ -43,8 +44,8 @@ def built(small_platform):
         yield small_platform, result
 
 
-@pytest.fixture(scope="module")
-def wh(built):
+@pytest.fixture
+def wh(built):  # per test: an open connection would hold the lock dbt needs in later tests
     platform, _ = built
     con = duckdb.connect(str(platform.warehouse), read_only=True)
     yield con
@@ -244,6 +245,9 @@ def test_definitions_lineage_groups_and_refresh_wiring(dbt_manifest):
     assert upstream.freshness_policy is None
     assert defs.resolve_job_def("daily_refresh") is not None
     assert {"daily_refresh_schedule", "reconcile_cdc_schedule"} <= {s.name for s in defs.schedules}
+    # every job that opens the DuckDB warehouse queues behind the others (one at a time)
+    for name in ("daily_refresh", "reconcile_cdc", "data_quality_checks", "compact_raw_lake"):
+        assert defs.resolve_job_def(name).tags.get("platform/warehouse") == "refresh", name
 
 
 def test_dbt_resource_knows_the_dbt_version_without_running_dbt(dbt_manifest):
@@ -257,3 +261,29 @@ def test_dbt_resource_knows_the_dbt_version_without_running_dbt(dbt_manifest):
     assert "_cli_version" in DbtCliResource.__dict__
     resource = dbt_resource()
     assert str(resource._cli_version) == importlib.metadata.version("dbt-core")
+
+
+def test_dbt_steps_parse_incrementally_and_leave_bounded_target_dirs(built):
+    """A refresh step starts from its own previous partial parse (no full reparse when the
+    other step's vars differ) and old per-invocation target directories are removed."""
+    from platform_assets.dbt import INVOCATION_DIR, INVOCATIONS_KEPT, dbt_models, target_root
+    from platform_assets.definitions import defs
+
+    root = target_root()
+    for index in range(INVOCATIONS_KEPT + 2):  # more directories than are kept
+        stale = root / f"dbt_models-{index:07x}-{index:07x}"
+        stale.mkdir(parents=True, exist_ok=True)
+        os.utime(stale, (1_000_000 + index, 1_000_000 + index))
+    run_ids = []
+    with dg.instance_for_test() as instance:
+        for _ in range(2):
+            result = dg.materialize([dbt_models], instance=instance, resources=defs.resources)
+            assert result.success
+            run_ids.append(result.run_id)
+    (second,) = root.glob(f"dbt_models-{run_ids[1][:7]}-*")
+    log = (second / "dbt.log").read_text()
+    assert "Found " in log  # the invocation's log is where it is expected
+    assert "UnableToPartialParse" not in log and "full parse" not in log
+    kept = [p for p in root.iterdir() if p.is_dir() and INVOCATION_DIR.match(p.name)]
+    assert len(kept) <= INVOCATIONS_KEPT
+    assert not (root / "dbt_models-0000000-0000000").exists()  # the oldest went first
