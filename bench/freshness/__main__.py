@@ -3,7 +3,8 @@
 Sustained synthetic shopper traffic through the live local path, everything on 127.0.0.1:
 
     collector (HTTP 2xx) -> Pub/Sub emulator -> Beam (DirectRunner, streaming) -> raw lake
-      -> raw sensor (Dagster daemon) -> declarative automation -> dbt runs -> mart
+      -> raw sensor (Dagster daemon) -> refresh run requested by the sensor (or, with
+      `--refresh-mode automation`, by declarative automation) -> dbt runs -> mart
 
 It prints p50/p95 latency from the collector's 2xx to the row being readable in raw.events,
 and to the row being reflected in mart.mart_conversion_funnel after the sensor-driven refresh
@@ -576,15 +577,21 @@ def report(
     cores = os.cpu_count()
     say("")
     say("=" * 100)
+    refresher = "sensor run request" if args.refresh_mode == "sensor" else "eager() automation"
     say(
         "Freshness: collector -> Pub/Sub emulator -> Beam DirectRunner -> raw lake -> raw sensor "
-        "-> automation -> dbt -> mart"
+        f"-> {refresher} -> dbt -> mart"
     )
     say(f"command: {command.strip()}")
     say(
         f"machine: {cores} cores, load average {os.getloadavg()[0]:.1f} at the end; Beam flush "
-        f"{args.flush_seconds:g} s; raw sensor every {args.sensor_interval} s; automation every "
-        f"{args.automation_interval} s; refresh mode: {args.refresh_mode}"
+        f"{args.flush_seconds:g} s; raw sensor every {args.sensor_interval} s"
+        + (
+            f"; automation every {args.automation_interval} s"
+            if args.refresh_mode == "automation"
+            else ""
+        )
+        + f"; refresh mode: {args.refresh_mode}"
     )
     say(
         f"traffic: {len(traffic.records)} events ({args.rate:g}/s for {args.duration:g} s), "
