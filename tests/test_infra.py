@@ -1030,6 +1030,9 @@ def test_dagster_values_deploy_the_platform() -> None:
     assert values["postgresql"]["enabled"] is False
     assert values["generatePostgresqlPasswordSecret"] is False
     assert values["postgresql"]["postgresqlParams"]["sslmode"] == "require"
+    # the image's run pods and daemon load a Postgres-backed instance
+    assert any(d.startswith("dagster-postgres") for d in pyproject["project"]["dependencies"])
+    assert values["retention"]["sensor"]["purgeAfterDays"]["success"] > 0  # the raw sensor
     users = values["dagster-user-deployments"]
     assert users["enabled"] is True
     (deployment,) = users["deployments"]

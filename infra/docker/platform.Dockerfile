@@ -47,15 +47,6 @@ COPY dbt_project ./dbt_project
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev
 
-# Dagster's run pods load the instance (Postgres storage, dagster.yaml from the Helm chart):
-# they need dagster-postgres, the same release as dagster-k8s. Installed here only while the
-# project does not depend on it itself.
-RUN --mount=type=cache,target=/root/.cache/uv \
-    if ! /app/.venv/bin/python -c "import dagster_postgres" 2>/dev/null; then \
-      version="$(/app/.venv/bin/python -c 'from importlib.metadata import version; print(version("dagster-k8s"))')" \
-      && uv pip install --python /app/.venv/bin/python --no-deps "dagster-postgres==${version}"; \
-    fi
-
 # The dbt manifest the code location loads at import, parsed for the prod target (BigQuery).
 # Parsing needs no credentials; GCP_PROJECT only names the project in the manifest's relations.
 ARG GCP_PROJECT=local-project
