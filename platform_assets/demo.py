@@ -11,6 +11,7 @@ failed check, a Slack message with its narrative and a history row.
 
 import argparse
 import contextlib
+import html
 import os
 import shutil
 import sys
@@ -417,8 +418,9 @@ def main(argv: list[str] | None = None) -> int:
         payloads, where = deliver_alerts_once(instance, dagster.defs)
         say(f"      Slack: {len(payloads)} message(s) to {where}")
         for payload in payloads:
-            say(f"        {payload.get('text', '')[:150]}")
-            say(f"          {_narrative(payload)[:160]}")
+            # Slack escapes &, < and > in mrkdwn; the console shows the text as Slack would
+            say(f"        {html.unescape(payload.get('text', ''))[:150]}")
+            say(f"          {html.unescape(_narrative(payload))[:160]}")
         for row in failed_history_rows(limit=5):
             say(
                 f"      history: {row['asset']} {row['check_name']} {row['status']} "
