@@ -25,6 +25,11 @@ from collector.spool import SpoolError
 from platform_assets.settings import SettingsError, get_settings
 
 GRACEFUL_SHUTDOWN_S = 30
+# A batch request allocates tens of container objects per event. With Python's default
+# young-generation threshold (700) that is several collections per request, which promote
+# the events in flight and rescan them later: bench.collector measured 23-28 µs of collector
+# CPU per event with it, 17-21 µs with this. At most ~100,000 young objects wait meanwhile.
+GC_YOUNG_THRESHOLD = 100_000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     # each full garbage collection a ~60 ms pause in the middle of requests.
     gc.collect()
     gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
     try:
         server.run()
     except SpoolError as error:
