@@ -34,6 +34,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from streaming.durable import fsync_dir
+
 log = logging.getLogger("collector.spool")
 
 MAGIC = b"CSP1"
@@ -58,14 +60,6 @@ class Record:
 
 def _segment_name(number: int) -> str:
     return f"segment-{number:012d}.log"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def segment_bytes_for(max_bytes: int) -> int:
@@ -232,7 +226,7 @@ class Spool:
         self._active_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._active = number
         self._sizes[number] = 0
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         return self._active_fd
 
     # --- reading and committing ---------------------------------------------------------
@@ -349,7 +343,7 @@ class Spool:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
 
 def _write_all(fd: int, blob: bytes) -> None:

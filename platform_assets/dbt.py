@@ -28,6 +28,7 @@ from platform_assets.dbt_project import dbt_project
 from platform_assets.partitions import daily_partitions
 from platform_assets.raw_assets import raw_asset_key
 from platform_assets.settings import get_settings
+from streaming.durable import replace_atomically
 
 PARTITIONED_TAG = "partitioned"
 LAYER_GROUPS = {"staging": "staging", "intermediate": "staging", "marts": "mart"}
@@ -147,9 +148,8 @@ def save_partial_parse(source: Path, cache: Path) -> None:
     if not source.is_file():
         return
     cache.parent.mkdir(parents=True, exist_ok=True)
-    staged = cache.with_name(f".{cache.name}.{uuid.uuid4().hex[:8]}")
-    shutil.copyfile(source, staged)
-    os.replace(staged, cache)  # concurrent runs of one op: last writer wins, never a torn file
+    # concurrent runs of one op: last writer wins, never a torn file
+    replace_atomically(cache, lambda handle: handle.write(source.read_bytes()))
 
 
 def prune_invocations(root: Path, keep: int) -> list[Path]:

@@ -44,8 +44,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from streaming.durable import fsync_dir, replace_atomically
 from streaming.raw.schema import RAW_TABLES, raw_table
-from streaming.raw.writer import _fsync_dir, write_parquet_atomically
+from streaming.raw.writer import write_parquet_atomically
 
 COMPACTED_PREFIX = "compacted-"
 JOURNAL_PREFIX = "_compaction-"
@@ -161,16 +162,7 @@ def partition_lock(directory: Path) -> Iterator[bool]:
 
 
 def _write_json_atomically(document: dict, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w") as handle:
-            json.dump(document, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
+    replace_atomically(target, lambda handle: handle.write(json.dumps(document).encode()))
 
 
 def recover(directory: Path) -> int:
@@ -193,7 +185,7 @@ def recover(directory: Path) -> int:
             # the merged file never landed completely: the inputs are the truth
             for p in outputs:
                 p.unlink(missing_ok=True)
-        _fsync_dir(directory)
+        fsync_dir(directory)
         journal.unlink(missing_ok=True)
     for stale in directory.glob(f".{COMPACTED_PREFIX}*.tmp"):
         stale.unlink(missing_ok=True)
@@ -308,7 +300,7 @@ def _compact_group(
         raise CompactionError(f"{output}: wrote {written} rows, expected {expected}")
     for path in group:
         path.unlink(missing_ok=True)
-    _fsync_dir(directory)
+    fsync_dir(directory)
     journal.unlink(missing_ok=True)
     result.inputs += [p.name for p in group]
     result.outputs.append(output.name)

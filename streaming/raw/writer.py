@@ -6,7 +6,6 @@ rewrites or deletes what is there (compaction is a separate, row-preserving step
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,6 +16,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from streaming.durable import replace_atomically
 from streaming.raw.schema import RAW_TABLES, RawTable, raw_table
 
 Row = Mapping[str, Any]
@@ -35,27 +35,10 @@ class RawWriter(Protocol):
         """Append rows durably; return how many were written."""
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_parquet_atomically(table: pa.Table, target: Path) -> None:
     """Write to a hidden temp file, fsync, then rename: a reader sees all of it or none."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            pq.write_table(table, handle, compression="zstd")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
+    replace_atomically(target, lambda handle: pq.write_table(table, handle, compression="zstd"))
 
 
 def to_arrow(spec: RawTable, rows: Sequence[Row]) -> pa.Table:
