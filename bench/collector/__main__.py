@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,33 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.processes import ROOT, start, stop
 from platform_assets.local_services import free_port, start_pubsub_emulator, wait_for_port
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY = "bench-key"
-
-
-def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
 
 
 def cpu_seconds(pid: int) -> float:

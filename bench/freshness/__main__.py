@@ -26,10 +26,8 @@ rows that landed just after it started.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,7 +39,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench.processes import ROOT, start, stop
+
 WRITE_KEY = "bench-freshness-key"
 MART = ("mart", "mart_conversion_funnel")
 STG = ("staging", "stg_events")
@@ -78,55 +77,6 @@ def figures(values: list[float]) -> str:
 
 
 # --- processes -----------------------------------------------------------------------------
-
-
-def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def stop(process: subprocess.Popen, timeout: float = 30) -> None:
-    """SIGTERM the process group, then SIGKILL it and any descendant (by pid) still alive."""
-    if process.poll() is not None:
-        return
-    family = descendants(process.pid)
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-    except ProcessLookupError:
-        pass
-    for pid in family:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def wait_for_text(log: Path, text: str, process: subprocess.Popen, timeout: float) -> None:
