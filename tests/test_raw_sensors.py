@@ -49,6 +49,23 @@ def events(day: date, n: int = 3, start: int = 0) -> list[dict]:
     ]
 
 
+CDC_USER_ROW = {
+    "op": "c",
+    "pk": "1",
+    "before": None,
+    "after": "{}",
+    "lsn": 1,
+    "tx_id": 1,
+    "source_ts": datetime(2026, 11, 20),
+    "snapshot": "false",
+    "kafka_topic": "t",
+    "kafka_partition": 0,
+    "kafka_offset": 0,
+    "ingested_at": datetime(2026, 11, 20),
+    "ingest_date": date(2026, 11, 20),
+}
+
+
 @pytest.fixture
 def lake(tmp_path):
     writer = ParquetRawWriter(tmp_path)
@@ -99,26 +116,7 @@ def test_new_files_are_reported_once_with_rows_and_partitions(lake, instance):
 
 
 def test_the_cursor_is_plain_json_and_survives_a_restart(lake, instance):
-    lake.write(
-        "cdc_users",
-        [
-            {
-                "op": "c",
-                "pk": "1",
-                "before": None,
-                "after": "{}",
-                "lsn": 1,
-                "tx_id": 1,
-                "source_ts": datetime(2026, 11, 20),
-                "snapshot": "false",
-                "kafka_topic": "t",
-                "kafka_partition": 0,
-                "kafka_offset": 0,
-                "ingested_at": datetime(2026, 11, 20),
-                "ingest_date": date(2026, 11, 20),
-            }
-        ],
-    )
+    lake.write("cdc_users", [CDC_USER_ROW])
     first = tick(instance, LakeObserver(lake.lake_path))
     document = json.loads(first.cursor)
     assert document["v"] == 1 and document["id"].startswith("lake:")
@@ -378,26 +376,7 @@ def test_refresh_latest_mode_requests_one_run_for_the_latest_day_and_whole_table
     assert request2.partition_key == str(today) and request2.run_key != request.run_key
 
     # only a CDC table changed: its downstream whole tables, without a partition
-    lake.write(
-        "cdc_users",
-        [
-            {
-                "op": "c",
-                "pk": "1",
-                "before": None,
-                "after": "{}",
-                "lsn": 1,
-                "tx_id": 1,
-                "source_ts": datetime(2026, 11, 20),
-                "snapshot": "false",
-                "kafka_topic": "t",
-                "kafka_partition": 0,
-                "kafka_offset": 0,
-                "ingested_at": datetime(2026, 11, 20),
-                "ingest_date": date(2026, 11, 20),
-            }
-        ],
-    )
+    lake.write("cdc_users", [CDC_USER_ROW])
     context = dg.build_sensor_context(instance=instance, cursor=again.cursor, definitions=defs)
     (cdc_run,) = sensor(context).run_requests
     names = {k.to_user_string() for k in cdc_run.asset_selection}
