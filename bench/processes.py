@@ -9,6 +9,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+from platform_assets.local_services import stop_process_group
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -48,14 +50,7 @@ def stop(process: subprocess.Popen, timeout: float = 30) -> None:
     if process.poll() is not None:
         return
     family = descendants(process.pid)
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-    except ProcessLookupError:
-        pass
+    stop_process_group(process, timeout)
     for pid in family:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

@@ -44,6 +44,23 @@ def wait_for_port(
     raise ServiceError(f"nothing listened on {host}:{port} within {timeout:.0f}s")
 
 
+def stop_process_group(
+    process: subprocess.Popen, timeout: float = 10, kill_wait: float = 10
+) -> int | None:
+    """SIGTERM the process group of a process started with `start_new_session`, wait up to
+    `timeout`, then SIGKILL the group; returns the exit code."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(kill_wait)
+        except ProcessLookupError:
+            pass
+    return process.returncode
+
+
 @dataclass
 class Service:
     name: str
@@ -57,14 +74,7 @@ class Service:
         return f"{self.host}:{self.port}"
 
     def stop(self, timeout: float = 10) -> None:
-        if self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout)
+        stop_process_group(self.process, timeout, kill_wait=timeout)
 
     def __enter__(self) -> Service:
         return self

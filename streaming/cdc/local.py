@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from platform_assets.local_services import ServiceError
+from platform_assets.local_services import ServiceError, stop_process_group
 
 
 @dataclass
@@ -34,16 +34,7 @@ class ChildProcess:
 
     def stop(self, timeout: float = 60) -> int | None:
         """SIGTERM, wait up to `timeout`, then SIGKILL the process group."""
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(30)
-            except ProcessLookupError:
-                pass
-        return self.process.returncode
+        return stop_process_group(self.process, timeout, kill_wait=30)
 
     def kill(self) -> None:
         """SIGKILL the process group at once (a crash)."""
