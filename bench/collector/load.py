@@ -23,13 +23,7 @@ import aiohttp
 import orjson
 
 from bench.collector.events import batch, event
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+from bench.stats import percentile
 
 
 def bodies(mode: str, count: int, batch_size: int, seed: int) -> list[bytes]:

@@ -40,6 +40,7 @@ from pathlib import Path
 from statistics import median
 
 from bench.processes import ROOT, start, stop
+from bench.stats import percentile
 
 WRITE_KEY = "bench-freshness-key"
 MART = ("mart", "mart_conversion_funnel")
@@ -60,18 +61,11 @@ def say(message: str = "") -> None:
     print(message, flush=True)
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def figures(values: list[float]) -> str:
     if not values:
         return "no data"
     return (
-        f"p50 {pct(values, 0.5):6.2f} s   p95 {pct(values, 0.95):6.2f} s   "
+        f"p50 {percentile(values, 0.5):6.2f} s   p95 {percentile(values, 0.95):6.2f} s   "
         f"max {max(values):6.2f} s   (n={len(values)})"
     )
 
