@@ -3,7 +3,7 @@
 A job, not an asset: compaction produces no new dataset, it rewrites the layout of the raw
 tables with the same rows. It records an AssetObservation per raw table it touched (files
 before/after, rows, bytes), which never triggers downstream refreshes. The run carries the
-warehouse tag shared with the dbt runs (see raw_sensors.WAREHOUSE_TAG_KEY), so a run-queue
+warehouse tag shared with the dbt runs (platform_assets.warehouse_runs), so a run-queue
 limit of 1 on that tag keeps compaction from deleting files a dbt query is about to open.
 On BigQuery there is nothing to do (BigQuery manages its storage); the op says so.
 
@@ -13,8 +13,8 @@ No `from __future__ import annotations`: Dagster inspects the op's context annot
 import dagster as dg
 
 from platform_assets.raw_assets import raw_asset_key
-from platform_assets.raw_sensors import WAREHOUSE_TAG_KEY, WAREHOUSE_TAG_VALUE
 from platform_assets.settings import get_settings
+from platform_assets.warehouse_runs import warehouse_tags
 from streaming.compaction import DEFAULT_TARGET_BYTES, compact_lake
 from streaming.raw.schema import RAW_TABLES
 
@@ -73,7 +73,7 @@ def compact_lake_files(context: dg.OpExecutionContext, config: CompactionConfig)
 
 @dg.job(
     name="compact_raw_lake",
-    tags={WAREHOUSE_TAG_KEY: WAREHOUSE_TAG_VALUE},
+    tags=warehouse_tags(),
     description="Compact the local raw lake (row-preserving; safe while writers append).",
 )
 def compact_raw_lake_job():

@@ -6,18 +6,11 @@ from platform_assets.compaction_assets import compact_raw_lake_job, compact_raw_
 from platform_assets.dbt import dbt_event_models, dbt_models, dbt_resource
 from platform_assets.quality.definitions import quality_definitions
 from platform_assets.raw_assets import raw_asset_specs
-from platform_assets.raw_sensors import (
-    WAREHOUSE_TAG_KEY,
-    WAREHOUSE_TAG_VALUE,
-    raw_sensor_definitions,
-)
+from platform_assets.raw_sensors import raw_sensor_definitions
 from platform_assets.reconciliation import reconciliation_checks, reconciliation_definitions
 from platform_assets.settings import get_settings
+from platform_assets.warehouse_runs import warehouse_tags
 
-# DuckDB has one writer, and a reader in another process blocks it: every run that writes or
-# reads the local warehouse carries this tag, and the instance's run queue (dagster.yaml,
-# written by `make env`) runs one such run at a time.
-WAREHOUSE_WRITER = {WAREHOUSE_TAG_KEY: WAREHOUSE_TAG_VALUE}
 RECONCILIATION = dg.AssetSelection.checks(*reconciliation_checks())
 # The reconciliation needs the source database and a drained stream: it runs on its own.
 DBT_ASSETS = dg.AssetSelection.assets(dbt_event_models, dbt_models) - RECONCILIATION
@@ -25,7 +18,7 @@ DBT_ASSETS = dg.AssetSelection.assets(dbt_event_models, dbt_models) - RECONCILIA
 daily_refresh_job = dg.define_asset_job(
     "daily_refresh",
     selection=DBT_ASSETS,
-    tags=WAREHOUSE_WRITER,
+    tags=warehouse_tags(),
     description="Rebuild the day's event partition and every staging and mart table.",
 )
 daily_refresh_schedule = dg.build_schedule_from_partitioned_job(
@@ -37,7 +30,7 @@ daily_refresh_schedule = dg.build_schedule_from_partitioned_job(
 reconcile_cdc_job = dg.define_asset_job(
     "reconcile_cdc",
     selection=RECONCILIATION,
-    tags=WAREHOUSE_WRITER,
+    tags=warehouse_tags(),
     description="Compare the staging current state with the shop's PostgreSQL.",
 )
 reconcile_cdc_schedule = dg.ScheduleDefinition(

@@ -48,6 +48,7 @@ import pyarrow.parquet as pq
 from platform_assets.partitions import daily_partitions
 from platform_assets.raw_assets import raw_asset_key
 from platform_assets.settings import Settings, get_settings
+from platform_assets.warehouse_runs import warehouse_tags
 from streaming.compaction import (
     COMPACTED_PREFIX,
     RECENT_INPUT_WINDOW_NS,
@@ -62,10 +63,6 @@ CURSOR_VERSION = 1
 SETTLE_SECONDS = 30.0  # a file renamed into place is seen within this long of its ctime
 MAX_DAYS_PER_RUN = 31
 EVENT_TABLE = "events"
-# Runs that read or rewrite the warehouse share this tag; a run-queue limit of 1 on it keeps
-# dbt runs (and lake compaction) from overlapping: DuckDB has a single writer.
-WAREHOUSE_TAG_KEY = "platform/warehouse"
-WAREHOUSE_TAG_VALUE = "refresh"
 LATE_DAYS_TAG = "platform/late_event_days"
 
 PARTITIONS_SQL = """
@@ -443,7 +440,7 @@ def _request(
 ) -> dg.RunRequest:
     """One run over the event days start..end (one partition, or a single-run range)."""
     cursor.seq += 1
-    tags = {WAREHOUSE_TAG_KEY: WAREHOUSE_TAG_VALUE}
+    tags = warehouse_tags()
     if kind == "late":
         tags[LATE_DAYS_TAG] = f"{start}...{end}"
     run_key = f"{'late-event-days' if kind == 'late' else 'latest-event-day'}-{cursor.seq}"
@@ -556,7 +553,7 @@ def evaluate_raw_tables(
                     run_key=f"whole-tables-{cursor.seq}",
                     asset_selection=whole,
                     asset_check_keys=_ride_along_checks(context, whole),
-                    tags={WAREHOUSE_TAG_KEY: WAREHOUSE_TAG_VALUE},
+                    tags=warehouse_tags(),
                 )
             )
         cursor.dirty = []

@@ -12,7 +12,6 @@ import pytest
 from platform_assets.raw_sensors import (
     LATE_DAYS_TAG,
     SENSOR_NAME,
-    WAREHOUSE_TAG_KEY,
     BigQueryObserver,
     LakeObserver,
     RawCursor,
@@ -21,6 +20,7 @@ from platform_assets.raw_sensors import (
     next_range,
     raw_sensor_definitions,
 )
+from platform_assets.warehouse_runs import WAREHOUSE_TAG_KEY
 from streaming.compaction import compact_partition
 from streaming.raw.rows import event_row
 from streaming.raw.writer import ParquetRawWriter

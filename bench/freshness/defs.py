@@ -15,11 +15,8 @@ import dagster as dg
 from platform_assets import definitions as platform
 from platform_assets.dbt import dbt_event_models, dbt_models, dbt_resource
 from platform_assets.definitions import platform_assets
-from platform_assets.raw_sensors import (
-    WAREHOUSE_TAG_KEY,
-    WAREHOUSE_TAG_VALUE,
-    raw_sensor_definitions,
-)
+from platform_assets.raw_sensors import raw_sensor_definitions
+from platform_assets.warehouse_runs import warehouse_tags
 
 WHOLE_TABLE_EAGER = dg.AutomationCondition.eager().without(
     ~dg.AutomationCondition.any_deps_missing()
@@ -39,7 +36,7 @@ def _automation_defs() -> dg.Definitions:
         target=dg.AssetSelection.assets(event_models, whole_tables),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=int(os.environ.get("BENCH_AUTOMATION_INTERVAL_SECONDS", "15")),
-        run_tags={WAREHOUSE_TAG_KEY: WAREHOUSE_TAG_VALUE},
+        run_tags=warehouse_tags(),
     )
     return dg.Definitions(
         assets=[*specs, event_models, whole_tables],

@@ -22,8 +22,8 @@ import dagster as dg
 
 from platform_assets.quality.config import ASSETS, AssetQuality, References, Rule
 from platform_assets.quality.results import CheckResult, fmt
-from platform_assets.raw_sensors import WAREHOUSE_TAG_KEY, WAREHOUSE_TAG_VALUE
 from platform_assets.settings import get_settings
+from platform_assets.warehouse_runs import warehouse_tags
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ def quality_schedule(checks: list[dg.AssetChecksDefinition]) -> dg.ScheduleDefin
         executor_def=dg.in_process_executor,  # one process runs every check in sequence
         description="Every data-quality rule of every asset (raw, staging, mart).",
         # a DuckDB reader blocks the writer: queue behind refreshes instead of racing them
-        tags={"team": "data", "kind": "data-quality", WAREHOUSE_TAG_KEY: WAREHOUSE_TAG_VALUE},
+        tags={"team": "data", "kind": "data-quality", **warehouse_tags()},
     )
     return dg.ScheduleDefinition(
         name="data_quality_every_30_minutes",
