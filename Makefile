@@ -28,13 +28,13 @@ env: $(UV)
 	@test -f $(DAGSTER_HOME)/dagster.yaml || cp infra/dagster/local-dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 prepare: env
-	$(RUN) dagster-dbt project prepare-and-package --file platform_assets/dbt_project.py
+	$(RUN) dagster-dbt project prepare-and-package --file platform_assets/dbt/project.py
 
 generate-events: env
-	$(RUN) python -m streaming.shop
+	$(RUN) python -m devtools.shop
 
 demo: prepare
-	$(RUN) python -m platform_assets.demo
+	$(RUN) python -m devtools.demo
 
 test: prepare
 	$(RUN) pytest $(PYTEST_ARGS)

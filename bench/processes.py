@@ -9,7 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from platform_assets.local_services import stop_process_group
+from devtools.services import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,7 @@ from collector.app import create_app
 from collector.config import CollectorConfig, CollectorConfigError
 from collector.logs import configure, log_config
 from collector.spool import SpoolError
-from platform_assets.settings import SettingsError, get_settings
+from platform_core.settings import SettingsError, get_settings
 
 GRACEFUL_SHUTDOWN_S = 30
 # A batch request allocates tens of container objects per event. With Python's default

@@ -31,7 +31,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from collector.auth import WriteKeys, key_from_authorization, key_from_body
 from collector.body import check_content_type, decode_content, parse_json, read_limited
 from collector.config import MAX_BATCH_BYTES, MAX_EVENT_BYTES, CollectorConfig
-from collector.contract import MESSAGE_TYPES, SHORT_PATHS, isoformat_z
 from collector.delivery import Delivery
 from collector.errors import ApiError, json_response
 from collector.ingest import Ingested, dead_letter, ingest_batch, ingest_event
@@ -48,7 +47,8 @@ from collector.models import (
 )
 from collector.publisher import Publisher, PubSubPublisher
 from collector.spool import Spool
-from platform_assets.settings import Settings
+from platform_core.contract import MESSAGE_TYPES, SHORT_PATHS, isoformat_z
+from platform_core.settings import Settings
 
 log = logging.getLogger("collector")
 

@@ -1,8 +1,8 @@
 """The collector's configuration, resolved once from the platform settings.
 
-Everything comes from `platform_assets.settings.Settings`; this module only turns those
-strings into typed values and applies the collector's rules (demo write keys locally, none
-allowed to be missing on GCP).
+Everything comes from the typed `platform_core.settings.Settings` (parsed and validated
+there); this module applies the collector's own rules: demo write keys locally, none allowed
+to be missing on GCP.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from platform_assets.settings import Settings, get_settings
+from platform_core.settings import Settings, get_settings
 
 log = logging.getLogger("collector.config")
 
@@ -65,36 +65,17 @@ class CollectorConfig:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> CollectorConfig:
         settings = settings or get_settings()
-        keys = parse_write_keys(settings.collector_write_keys)
-        demo = False
+        keys, demo = dict(settings.collector_write_keys), False
         if not keys:
             if not settings.is_local:
                 raise CollectorConfigError(
                     "COLLECTOR_WRITE_KEYS is empty: set `key=source` pairs (comma separated) "
                     "when PLATFORM_ENV=gcp; the collector accepts no event without a write key"
                 )
-            keys = dict(DEMO_WRITE_KEYS)
-            demo = True
-        try:
-            port = int(settings.collector_port)
-        except ValueError:
-            raise CollectorConfigError(
-                f"COLLECTOR_PORT must be a port number, got {settings.collector_port!r}"
-            ) from None
-        try:
-            spool_mb = float(settings.collector_spool_max_mb)
-        except ValueError:
-            spool_mb = -1.0
-        if spool_mb <= 0:
-            raise CollectorConfigError(
-                "COLLECTOR_SPOOL_MAX_MB must be a positive number of megabytes, "
-                f"got {settings.collector_spool_max_mb!r}"
-            )
-        timeout = settings.collector_publish_timeout_s or DEFAULT_PUBLISH_TIMEOUT_S
-        origins = tuple(o.strip() for o in settings.collector_cors_origins.split(",") if o.strip())
+            keys, demo = dict(DEMO_WRITE_KEYS), True
         return cls(
             host=settings.collector_host,
-            port=port,
+            port=settings.collector_port,
             project=settings.gcp_project,
             events_topic=settings.pubsub_events_topic,
             dead_letter_topic=settings.pubsub_dead_letter_topic,
@@ -103,29 +84,7 @@ class CollectorConfig:
             write_keys=keys,
             demo_keys=demo,
             spool_dir=settings.spool_path,
-            spool_max_bytes=int(spool_mb * 1024 * 1024),
-            cors_origins=origins,
-            publish_timeout_s=float(timeout),
+            spool_max_bytes=settings.collector_spool_max_bytes,
+            cors_origins=settings.collector_cors_origins,
+            publish_timeout_s=settings.collector_publish_timeout.total_seconds(),
         )
-
-
-def parse_write_keys(text: str) -> dict[str, str]:
-    """`key=source,key2=source2` → {key: source}. Several keys may share a source."""
-    keys: dict[str, str] = {}
-    for number, item in enumerate(text.split(","), start=1):
-        item = item.strip()
-        if not item:
-            continue
-        key, sep, source = item.partition("=")
-        key, source = key.strip(), source.strip()
-        if not sep or not key or not source:
-            raise CollectorConfigError(
-                f"COLLECTOR_WRITE_KEYS: entry {number} is not a `key=source` pair "
-                "(the entry is not shown: it may hold a secret)"
-            )
-        if key in keys and keys[key] != source:
-            raise CollectorConfigError(
-                f"COLLECTOR_WRITE_KEYS: entry {number} repeats a key with another source"
-            )
-        keys[key] = source
-    return keys

@@ -25,8 +25,8 @@ import orjson
 
 from collector import wire
 from collector.config import MAX_EVENT_BYTES
-from collector.contract import MESSAGE_TYPES, check_messages, stamp_received
 from collector.errors import ApiError
+from platform_core.contract import MESSAGE_TYPES, check_messages, stamp_received
 
 STAGE = "collector"
 

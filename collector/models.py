@@ -1,7 +1,7 @@
 """Request and response models of the HTTP API, for the OpenAPI schema and its examples.
 
 Requests are not parsed through these models (the hot path reads bytes, inflates gzip and
-validates each event with `collector.contract.parse_message`, so one bad event does not
+validates each event with `platform_core.contract.parse_message`, so one bad event does not
 reject a batch); they document what the API takes and answers.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
-from collector.contract import Alias, Group, Identify, Message, Page, Screen, Track
+from platform_core.contract import Alias, Group, Identify, Message, Page, Screen, Track
 
 
 class BatchRequest(BaseModel):

@@ -34,7 +34,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from streaming.durable import fsync_dir
+from platform_core.durable import fsync_dir
 
 log = logging.getLogger("collector.spool")
 

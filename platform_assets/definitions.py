@@ -2,14 +2,14 @@
 
 import dagster as dg
 
-from platform_assets.compaction_assets import compact_raw_lake_job, compact_raw_lake_schedule
-from platform_assets.dbt import dbt_event_models, dbt_models, dbt_resource
+from platform_assets.compaction.jobs import compact_raw_lake_job, compact_raw_lake_schedule
+from platform_assets.dbt.assets import dbt_event_models, dbt_models, dbt_resource
 from platform_assets.quality.definitions import quality_definitions
-from platform_assets.raw_assets import raw_asset_specs
-from platform_assets.raw_sensors import raw_sensor_definitions
-from platform_assets.reconciliation import reconciliation_checks, reconciliation_definitions
-from platform_assets.settings import get_settings
+from platform_assets.raw.assets import raw_asset_specs
+from platform_assets.raw.sensors import raw_sensor_definitions
+from platform_assets.reconciliation.checks import reconciliation_checks, reconciliation_definitions
 from platform_assets.warehouse_runs import warehouse_tags
+from platform_core.settings import get_settings
 
 RECONCILIATION = dg.AssetSelection.checks(*reconciliation_checks())
 # The reconciliation needs the source database and a drained stream: it runs on its own.

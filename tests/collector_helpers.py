@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 import uvicorn
 
-from platform_assets.local_services import free_port
-from platform_assets.settings import Settings
+from devtools.services import free_port
+from platform_core.settings import Settings
 
 PROJECT = "local-project"
 

@@ -21,7 +21,7 @@ if VENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
 def fresh_settings() -> Iterator[None]:
     """Settings are cached per process; a test that changes the environment gets its own."""
     yield
-    from platform_assets.settings import get_settings
+    from platform_core.settings import get_settings
 
     get_settings.cache_clear()
 
@@ -29,7 +29,7 @@ def fresh_settings() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def dbt_manifest() -> Path:
     """The dbt manifest that @dbt_assets reads at import (prepared once per session)."""
-    from platform_assets.dbt_project import dbt_project
+    from platform_assets.dbt.project import dbt_project
 
     if not dbt_project.manifest_path.exists():
         dbt_project.preparer.prepare(dbt_project)
@@ -64,10 +64,10 @@ def small_platform(
     tmp_path_factory: pytest.TempPathFactory, dbt_manifest: Path
 ) -> Iterator[Platform]:
     """Land a small synthetic shop in raw and point settings and dbt at a private warehouse."""
-    from platform_assets.settings import get_settings
+    from devtools.shop.load import load_shop
+    from devtools.shop.simulator import ShopConfig
+    from platform_core.settings import get_settings
     from streaming.raw.writer import ParquetRawWriter
-    from streaming.shop.load import load_shop
-    from streaming.shop.simulator import ShopConfig
 
     data_dir = tmp_path_factory.mktemp("platform")
     saved = {k: os.environ.get(k) for k in ("DATA_DIR", "LAKE_DIR", "DUCKDB_PATH")}
@@ -103,7 +103,7 @@ def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     PUBSUB_EMULATOR_HOST is set for the session so google-cloud-pubsub clients use it.
     Tests create their own uniquely named topics and subscriptions.
     """
-    from platform_assets.local_services import start_pubsub_emulator
+    from devtools.services import start_pubsub_emulator
 
     service = start_pubsub_emulator(tmp_path_factory.mktemp("pubsub"))
     previous = os.environ.get("PUBSUB_EMULATOR_HOST")

@@ -11,7 +11,8 @@ import pytest
 from apache_beam.options.pipeline_options import GoogleCloudOptions, WorkerOptions
 from apache_beam.utils.timestamp import Timestamp
 
-from platform_assets.settings import PROJECT_ROOT
+from platform_core.raw.schema import RAW_TABLES
+from platform_core.settings import PROJECT_ROOT
 from streaming.beam import direct
 from streaming.beam.launcher import LaunchError, check, dataflow_options, launch, render
 from streaming.beam.options import RawStreamOptions
@@ -22,7 +23,6 @@ from streaming.beam.sinks import (
     failed_row_to_dead_letter,
     to_bigquery_row,
 )
-from streaming.raw.schema import RAW_TABLES
 
 DATAFLOW_ARGS = [
     "--project=shop-prod",

@@ -16,7 +16,8 @@ from apache_beam.testing.test_stream import TestStream as BeamTestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.utils.timestamp import Timestamp
 
-from collector.contract import stamp
+from platform_core.contract import stamp
+from platform_core.raw.codec import encode_raw_row
 from streaming.beam.direct import direct_runner
 from streaming.beam.metrics import local_counts
 from streaming.beam.options import RawStreamOptions
@@ -32,7 +33,6 @@ from streaming.beam.transforms import (
     dead_letter_to_raw,
     event_to_raw,
 )
-from streaming.raw.codec import encode_raw_row
 from streaming.raw.writer import ParquetRawWriter
 
 NOW = datetime(2026, 11, 20, 12, 0, 5, tzinfo=UTC)

@@ -22,13 +22,13 @@ import duckdb
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from devtools.cdc.mock_kafka import start_cluster
+from devtools.cdc.processes import start_bridge
+from platform_core.raw.codec import decode_raw_row
 from streaming.cdc.bridge import Bridge, BridgeConfig, BridgeError, BridgeMetrics
 from streaming.cdc.debezium import build_envelope
 from streaming.cdc.kafka import dead_letter_topic, producer_config
-from streaming.cdc.local import start_bridge
-from streaming.cdc.mock_kafka import start_cluster
 from streaming.cdc.sinks import PubSubSink, RawWriterSink
-from streaming.raw.codec import decode_raw_row
 from streaming.raw.writer import ParquetRawWriter
 
 pytestmark = pytest.mark.slow  # a Kafka cluster and consumer-group joins (~5 s per test)

@@ -20,16 +20,16 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from devtools.cdc.mock_kafka import start_cluster
+from devtools.shop.simulator import KEY_COLUMNS
+from devtools.sourcedb.migrate import migrate
+from devtools.sourcedb.server import LocalPostgres, temporary_postgres
+from platform_core.raw.schema import raw_table
 from streaming.cdc.capture import Capture, CaptureConfig, CaptureError
 from streaming.cdc.debezium import CdcRecord, canonical_json, encode_row, parse_record
 from streaming.cdc.kafka import heartbeat_topic
-from streaming.cdc.mock_kafka import start_cluster
 from streaming.cdc.pgoutput import parse_lsn
-from streaming.raw.schema import raw_table
 from streaming.raw.writer import to_arrow
-from streaming.shop.simulator import KEY_COLUMNS
-from streaming.sourcedb.migrate import migrate
-from streaming.sourcedb.server import LocalPostgres, temporary_postgres
 
 pytestmark = pytest.mark.slow
 

@@ -24,20 +24,20 @@ import duckdb
 import psycopg
 import pytest
 
-from platform_assets.reconciliation import (
+from devtools.cdc.processes import ChildProcess, start_bridge, start_capture, start_mock_kafka
+from devtools.shop.simulator import PAID_STATUSES, ShopConfig, SyntheticShop
+from devtools.sourcedb.driver import replay
+from devtools.sourcedb.migrate import migrate
+from devtools.sourcedb.server import temporary_postgres
+from platform_assets.reconciliation.checks import (
     CDC_TABLES,
     CdcSourceResource,
     reconciliation_checks,
     staging_asset_key,
 )
-from platform_assets.settings import get_settings
-from streaming.cdc.local import ChildProcess, start_bridge, start_capture, start_mock_kafka
+from platform_core.settings import get_settings
 from streaming.cdc.pgoutput import parse_lsn
 from streaming.cdc.reconcile import DuckDBWarehouse, drain_status
-from streaming.shop.simulator import PAID_STATUSES, ShopConfig, SyntheticShop
-from streaming.sourcedb.driver import replay
-from streaming.sourcedb.migrate import migrate
-from streaming.sourcedb.server import temporary_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -279,7 +279,7 @@ def test_kill_and_restart_reconciles_exactly(env: dict[str, str], tmp_path: Path
 
 
 def test_local_stack_command(tmp_path: Path) -> None:
-    """`python -m streaming.cdc stack` runs every part, and SIGTERM stops them all."""
+    """`python -m devtools.cdc` runs every part, and SIGTERM stops them all."""
     import shutil
     import signal
     import tempfile
@@ -294,8 +294,7 @@ def test_local_stack_command(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "streaming.cdc",
-            "stack",
+            "devtools.cdc",
             "--drive-days",
             "2",
             "--speed",

@@ -9,7 +9,8 @@ from decimal import Decimal
 import dagster as dg
 import pytest
 
-from platform_assets.reconciliation import (
+from devtools.shop.simulator import KEY_COLUMNS
+from platform_assets.reconciliation.checks import (
     CDC_TABLES,
     check_results,
     reconciliation_checks,
@@ -25,7 +26,6 @@ from streaming.cdc.reconcile import (
     checksum,
     compare,
 )
-from streaming.shop.simulator import KEY_COLUMNS
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ def test_definitions_load() -> None:
 
 
 def test_unreachable_source_is_reported_not_raised() -> None:
-    from platform_assets.reconciliation import CdcSourceResource
+    from platform_assets.reconciliation.checks import CdcSourceResource
 
     specs = [dg.AssetSpec(staging_asset_key(t)) for t in CDC_TABLES]
     job = dg.define_asset_job(

@@ -18,8 +18,8 @@ from collector_helpers import LiveServer, Topics, basic, collector_settings
 
 from collector.app import create_app
 from collector.config import MAX_BATCH_BYTES, MAX_EVENT_BYTES
-from collector.contract import MESSAGE_TYPES, SHORT_PATHS
-from streaming.raw.rows import event_row
+from platform_core.contract import MESSAGE_TYPES, SHORT_PATHS
+from platform_core.raw.rows import event_row
 
 pytestmark = pytest.mark.slow  # needs the Pub/Sub emulator
 
@@ -466,7 +466,7 @@ def test_startup_creates_missing_topics_and_tolerates_existing(pubsub_emulator, 
     from collector_helpers import PROJECT, emulator_env, unique
     from google.cloud import pubsub_v1
 
-    from platform_assets.settings import Settings
+    from platform_core.settings import Settings
 
     events, dead = unique("fresh-events"), unique("fresh-dlq")
     settings = Settings.from_env(
@@ -489,7 +489,7 @@ def test_startup_creates_missing_topics_and_tolerates_existing(pubsub_emulator, 
 
 
 def test_an_invalid_topic_name_stops_startup(pubsub_emulator, tmp_path):
-    from platform_assets.settings import Settings
+    from platform_core.settings import Settings
 
     settings = Settings.from_env(
         {

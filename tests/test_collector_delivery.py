@@ -14,7 +14,7 @@ from collector.errors import ApiError
 from collector.metrics import Metrics
 from collector.publisher import PublishError
 from collector.spool import Spool
-from platform_assets.settings import Settings
+from platform_core.settings import Settings
 
 
 class MemoryBus:

@@ -16,7 +16,7 @@ from schemathesis.checks import (
 )
 
 from collector.app import create_app
-from platform_assets.settings import Settings
+from platform_core.settings import Settings
 
 pytestmark = pytest.mark.slow
 

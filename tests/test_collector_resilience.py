@@ -26,8 +26,8 @@ from collector_helpers import (
 )
 
 from collector.app import create_app
-from platform_assets.local_services import free_port, start_pubsub_emulator, wait_for_port
-from platform_assets.settings import Settings
+from devtools.services import free_port, start_pubsub_emulator, wait_for_port
+from platform_core.settings import Settings
 
 pytestmark = pytest.mark.slow
 

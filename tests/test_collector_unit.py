@@ -25,9 +25,12 @@ from collector.config import (
     MAX_EVENT_BYTES,
     CollectorConfig,
     CollectorConfigError,
-    parse_write_keys,
 )
-from collector.contract import (
+from collector.errors import ApiError
+from collector.ingest import ingest_batch, ingest_event
+from collector.logs import JsonFormatter
+from collector.spool import HEADER, Spool, SpoolError
+from platform_core.contract import (
     ContractError,
     check_messages,
     isoformat_z,
@@ -35,11 +38,7 @@ from collector.contract import (
     stamp,
     stamp_received,
 )
-from collector.errors import ApiError
-from collector.ingest import ingest_batch, ingest_event
-from collector.logs import JsonFormatter
-from collector.spool import HEADER, Spool, SpoolError
-from platform_assets.settings import Settings
+from platform_core.settings import Settings, SettingsError
 
 RECEIVED = "2026-11-26T03:01:13.500Z"
 
@@ -118,12 +117,14 @@ def test_write_key_lookup_compares_every_key_in_constant_time(monkeypatch):
 
 
 def test_write_keys_setting_parsing():
-    assert parse_write_keys(" k1=web , k2 = ios,,") == {"k1": "web", "k2": "ios"}
-    with pytest.raises(CollectorConfigError) as caught:
-        parse_write_keys("k1=web,secret-key-without-source")
+    keys = Settings.from_env({"COLLECTOR_WRITE_KEYS": " k1=web , k2 = ios,,"})
+    assert keys.collector_write_keys == {"k1": "web", "k2": "ios"}
+    assert "k1" not in repr(keys), "write keys stay out of the settings' repr"
+    with pytest.raises(SettingsError, match="COLLECTOR_WRITE_KEYS") as caught:
+        Settings.from_env({"COLLECTOR_WRITE_KEYS": "k1=web,secret-key-without-source"})
     assert "secret-key" not in str(caught.value), "a malformed entry is not echoed"
-    with pytest.raises(CollectorConfigError):
-        parse_write_keys("k1=web,k1=ios")
+    with pytest.raises(SettingsError):
+        Settings.from_env({"COLLECTOR_WRITE_KEYS": "k1=web,k1=ios"})
 
 
 def test_local_mode_without_keys_uses_named_demo_keys(tmp_path):
@@ -145,8 +146,8 @@ def test_gcp_mode_without_keys_refuses_to_start():
 
 @pytest.mark.parametrize("value", ["0", "-1", "lots"])
 def test_spool_limit_must_be_positive(value):
-    with pytest.raises(CollectorConfigError, match="COLLECTOR_SPOOL_MAX_MB"):
-        CollectorConfig.from_settings(Settings.from_env({"COLLECTOR_SPOOL_MAX_MB": value}))
+    with pytest.raises(SettingsError, match="COLLECTOR_SPOOL_MAX_MB"):
+        Settings.from_env({"COLLECTOR_SPOOL_MAX_MB": value})
 
 
 def test_config_reads_topics_cors_and_fractional_spool_limit():

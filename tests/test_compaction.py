@@ -13,7 +13,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from streaming.compaction import (
+from platform_core.raw.rows import dead_letter_row, event_row
+from streaming.raw.compaction import (
     COMPACTED_PREFIX,
     JOURNAL_PREFIX,
     compact_lake,
@@ -23,7 +24,6 @@ from streaming.compaction import (
     partition_lock,
     recover,
 )
-from streaming.raw.rows import dead_letter_row, event_row
 from streaming.raw.writer import ParquetRawWriter
 
 DAY = date(2026, 11, 20)
@@ -221,8 +221,8 @@ def test_dead_letter_and_cdc_partitions_compact_too(tmp_path):
 
 
 def test_the_dagster_job_compacts_and_observes_the_raw_assets(lake, monkeypatch):
-    from platform_assets.compaction_assets import compact_raw_lake_job
-    from platform_assets.settings import get_settings
+    from platform_assets.compaction.jobs import compact_raw_lake_job
+    from platform_core.settings import get_settings
 
     monkeypatch.setenv("LAKE_DIR", str(lake))
     monkeypatch.setenv("PLATFORM_ENV", "local")
@@ -257,7 +257,7 @@ def test_the_dagster_job_compacts_and_observes_the_raw_assets(lake, monkeypatch)
 
 
 def test_the_compaction_definitions_load_in_a_code_location():
-    from platform_assets.compaction_assets import compaction_definitions
+    from platform_assets.compaction.jobs import compaction_definitions
 
     job, schedule = compaction_definitions()
     defs = dg.Definitions(jobs=[job], schedules=[schedule])

@@ -1,4 +1,4 @@
-"""The event contract (collector/contract.py): Segment-spec messages and e-commerce events."""
+"""The event contract (platform_core/contract.py): Segment-spec messages and e-commerce events."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from collector.contract import (
+from platform_core.contract import (
     MESSAGE_TYPES,
     Alias,
     ContractError,

@@ -25,9 +25,9 @@ from typing import Any
 import duckdb
 import pytest
 
+from devtools.shop.load import load_shop
+from devtools.shop.simulator import PAID_STATUSES, ShopConfig, SyntheticShop
 from streaming.raw.writer import ParquetRawWriter
-from streaming.shop.load import load_shop
-from streaming.shop.simulator import PAID_STATUSES, ShopConfig, SyntheticShop
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_DIR = ROOT / "dbt_project"

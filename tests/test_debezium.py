@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from platform_core.raw.schema import raw_table
 from streaming.cdc.debezium import (
     DEBEZIUM_VERSION,
     CdcRecord,
@@ -20,7 +21,6 @@ from streaming.cdc.debezium import (
     parse_record,
     topic_for,
 )
-from streaming.raw.schema import raw_table
 from streaming.raw.writer import to_arrow
 
 COMMIT = datetime(2025, 3, 1, 14, 30, 5, 123000, tzinfo=UTC)

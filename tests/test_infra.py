@@ -2,11 +2,11 @@
 
 * Terraform: `terraform fmt -check` (skipped without the binary), every file parses (HCL), and
   the names it creates (topics, subscriptions, datasets, secrets, Workload Identity bindings)
-  match the code and the manifests; the raw tables' schema JSON equals streaming/raw/schema.py.
+  match the code and the manifests; the raw tables' schema JSON equals platform_core/raw/schema.py.
 * Kubernetes: every built-in kind validates with kubernetes-validate --strict; the overlay
   builds (kubectl kustomize); custom resources (Strimzi, Prometheus operator, External
   Secrets, GKE) are checked against hand-written expectations, above all the Debezium
-  connector keys the CDC bridge relies on; the ConfigMap mirrors platform_assets/settings.py.
+  connector keys the CDC bridge relies on; the ConfigMap mirrors platform_core/settings.py.
 * Helm values of the Dagster chart: only keys the chart knows, K8sRunLauncher, Postgres via
   an external secret, daemon on, non-root everywhere.
 * Monitoring: every metric an alert or a dashboard panel names is exported by the code.
@@ -300,7 +300,7 @@ def test_terraform_provider_pins() -> None:
 
 
 def test_terraform_names_match_the_code() -> None:
-    from platform_assets.settings import Settings
+    from platform_core.settings import Settings
 
     defaults = Settings()
     variables = terraform_variables()
@@ -339,7 +339,7 @@ def test_raw_tables_are_partitioned_and_clustered_from_the_json() -> None:
 
 
 def test_raw_schema_json_matches_python_schema() -> None:
-    from streaming.raw.schema import RAW_TABLES
+    from platform_core.raw.schema import RAW_TABLES
 
     generator = load_module(INFRA / "scripts" / "raw_schemas.py")
     checked_in = (TERRAFORM / "schemas" / "raw_tables.json").read_text()
@@ -571,11 +571,11 @@ def test_workloads_run_the_right_commands() -> None:
 
 def test_platform_settings_mirror_settings_module() -> None:
     from collector.config import CollectorConfig
-    from platform_assets.settings import Settings, documented_settings
+    from platform_core.settings import Settings, documented_settings
 
     data = configmap()
     known = {env for env, _default, _doc in documented_settings()}
-    assert set(data) <= known, f"not settings of platform_assets/settings.py: {set(data) - known}"
+    assert set(data) <= known, f"not settings of platform_core/settings.py: {set(data) - known}"
     secrets = {"COLLECTOR_WRITE_KEYS", "SLACK_WEBHOOK_URL", "SLACK_BOT_TOKEN", "SOURCE_DB_DSN"}
     assert not set(data) & secrets, "secrets belong in Secret Manager, not the ConfigMap"
     local_only = {
@@ -755,9 +755,9 @@ def test_custom_resources_have_expected_api_versions_and_fields() -> None:
 
 
 def test_debezium_connector_matches_what_the_bridge_parses() -> None:
-    from platform_assets.settings import Settings
+    from devtools.shop.simulator import KEY_COLUMNS
+    from platform_core.settings import Settings
     from streaming.cdc.capture import DEFAULT_PUBLICATION, DEFAULT_SLOT
-    from streaming.shop.simulator import KEY_COLUMNS
 
     connector = one("KafkaConnector", "shop-postgres")
     config = connector["spec"]["config"]
@@ -1211,7 +1211,7 @@ def test_platform_image_matches_the_project() -> None:
     assert pyproject["project"]["requires-python"].startswith(">=3.11")
     assert "python:3.11-" in text
     assert "uv sync --frozen --no-dev" in text
-    assert "dagster-dbt project prepare-and-package --file platform_assets/dbt_project.py" in text
+    assert "dagster-dbt project prepare-and-package --file platform_assets/dbt/project.py" in text
     for source in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.MULTILINE):
         for item in source.split():
             assert (ROOT / item).exists(), f"COPY {item}: not in the repository"

@@ -19,8 +19,8 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from collector.contract import corrected_timestamp, parse_message
-from streaming.shop.simulator import PAID_STATUSES
+from devtools.shop.simulator import PAID_STATUSES
+from platform_core.contract import corrected_timestamp, parse_message
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +62,7 @@ def unique_deliveries(shop_items):
 @pytest.fixture(scope="module")
 def sent(built):
     """Every event the simulator sent, first delivery per messageId (what staging must keep)."""
-    from streaming.shop.simulator import Delivery, SyntheticShop
+    from devtools.shop.simulator import Delivery, SyntheticShop
 
     items = [i for i in SyntheticShop(built[0].config).run() if isinstance(i, Delivery)]
     return items, unique_deliveries(items)
@@ -256,7 +256,7 @@ def test_dbt_resource_knows_the_dbt_version_without_running_dbt(dbt_manifest):
 
     from dagster_dbt import DbtCliResource
 
-    from platform_assets.dbt import dbt_resource
+    from platform_assets.dbt.assets import dbt_resource
 
     assert "_cli_version" in DbtCliResource.__dict__
     resource = dbt_resource()
@@ -266,7 +266,7 @@ def test_dbt_resource_knows_the_dbt_version_without_running_dbt(dbt_manifest):
 def test_dbt_steps_parse_incrementally_and_leave_bounded_target_dirs(built):
     """A refresh step starts from its own previous partial parse (no full reparse when the
     other step's vars differ) and old per-invocation target directories are removed."""
-    from platform_assets.dbt import INVOCATION_DIR, INVOCATIONS_KEPT, dbt_models, target_root
+    from platform_assets.dbt.assets import INVOCATION_DIR, INVOCATIONS_KEPT, dbt_models, target_root
     from platform_assets.definitions import defs
 
     root = target_root()

@@ -9,6 +9,7 @@ from datetime import datetime
 import dagster as dg
 import pytest
 
+from devtools.slack_webhook import LocalWebhook
 from platform_assets.quality.alerts import (
     AlertState,
     Evaluation,
@@ -20,8 +21,7 @@ from platform_assets.quality.alerts import (
 )
 from platform_assets.quality.checks import to_check_result
 from platform_assets.quality.results import CheckResult
-from platform_assets.quality.webhook import LocalWebhook
-from platform_assets.settings import get_settings
+from platform_core.settings import get_settings
 
 KEY = dg.AssetKey(["staging", "stg_order_items"])
 UI = "http://dagster.test:3000"

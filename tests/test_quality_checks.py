@@ -15,7 +15,7 @@ from platform_assets.quality import checks as checks_module
 from platform_assets.quality.checks import QualityResource, build_asset_checks
 from platform_assets.quality.cli import main as cli
 from platform_assets.quality.config import ASSETS
-from platform_assets.settings import get_settings
+from platform_core.settings import get_settings
 
 KEY = dg.AssetKey(["mart", "fct_orders"])
 

@@ -16,7 +16,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from platform_assets.settings import get_settings
+from platform_core.settings import get_settings
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def faulty_platform(small_platform, tmp_path, monkeypatch):
     """A copy of the small shop whose last day has order lines pointing at no product."""
-    from platform_assets.quality.faults import inject_orphaned_order_items
+    from devtools.faults import inject_orphaned_order_items
 
     lake = tmp_path / "lake"
     shutil.copytree(small_platform.lake, lake)
@@ -41,11 +41,11 @@ def faulty_platform(small_platform, tmp_path, monkeypatch):
 
 
 def test_injected_fault_fails_a_check_alerts_slack_and_lands_in_history(faulty_platform):
+    from devtools.slack_webhook import LocalWebhook
     from platform_assets.definitions import build_definitions, platform_assets
     from platform_assets.quality.alerts import SlackAlerts, deliver_alerts
     from platform_assets.quality.checks import quality_asset_checks
     from platform_assets.quality.definitions import quality_resources
-    from platform_assets.quality.webhook import LocalWebhook
 
     platform, data_dir, changed = faulty_platform
     as_of = datetime.combine(platform.last_day + timedelta(days=1), time(0, 5))

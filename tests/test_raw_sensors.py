@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import dagster as dg
 import pytest
 
-from platform_assets.raw_sensors import (
+from platform_assets.raw.sensors import (
     LATE_DAYS_TAG,
     SENSOR_NAME,
     BigQueryObserver,
@@ -21,8 +21,8 @@ from platform_assets.raw_sensors import (
     raw_sensor_definitions,
 )
 from platform_assets.warehouse_runs import WAREHOUSE_TAG_KEY
-from streaming.compaction import compact_partition
-from streaming.raw.rows import event_row
+from platform_core.raw.rows import event_row
+from streaming.raw.compaction import compact_partition
 from streaming.raw.writer import ParquetRawWriter
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
@@ -314,7 +314,7 @@ def test_bigquery_metadata_drives_the_same_reports(instance):
 
 
 def test_the_sensor_definition_targets_the_partitioned_dbt_models(dbt_manifest, lake, instance):
-    from platform_assets.dbt import dbt_event_models, dbt_resource
+    from platform_assets.dbt.assets import dbt_event_models, dbt_resource
 
     (sensor,) = raw_sensor_definitions(observer_factory=lambda _s: LakeObserver(lake.lake_path))
     assert sensor.name == SENSOR_NAME
@@ -338,7 +338,7 @@ def test_the_sensor_definition_targets_the_partitioned_dbt_models(dbt_manifest, 
 def test_refresh_latest_mode_requests_one_run_for_the_latest_day_and_whole_tables(
     dbt_manifest, lake, instance
 ):
-    from platform_assets.dbt import dbt_event_models, dbt_models, dbt_resource
+    from platform_assets.dbt.assets import dbt_event_models, dbt_models, dbt_resource
 
     (sensor,) = raw_sensor_definitions(
         observer_factory=lambda _s: LakeObserver(lake.lake_path), refresh_latest=True
@@ -390,8 +390,8 @@ def test_refreshes_of_the_code_location_leave_the_reconciliation_to_its_own_job(
     """Checks ride along with the refreshes the sensor requests, except the reconciliation,
     which needs the source database and a drained stream (it has its own job)."""
     from platform_assets.definitions import defs
-    from platform_assets.raw_sensors import SENSOR_NAME
-    from platform_assets.settings import get_settings
+    from platform_assets.raw.sensors import SENSOR_NAME
+    from platform_core.settings import get_settings
 
     monkeypatch.setenv("LAKE_DIR", str(lake.lake_path))
     get_settings.cache_clear()

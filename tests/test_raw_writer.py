@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from collector.contract import ContractError
+from platform_core.contract import ContractError
+from platform_core.raw.rows import dead_letter_row, event_row, parse_user_agent, traffic_source
+from platform_core.raw.schema import CDC_TABLES, EVENTS, RAW_TABLES, raw_table
 from streaming.raw import writer as writer_module
-from streaming.raw.rows import dead_letter_row, event_row, parse_user_agent, traffic_source
-from streaming.raw.schema import CDC_TABLES, EVENTS, RAW_TABLES, raw_table
 from streaming.raw.writer import (
     SCHEMA_FILE,
     BigQueryRawWriter,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from collector.contract import corrected_timestamp, parse_message
-from streaming.shop.replay import MAX_BATCH_BYTES, _batches, shifted
-from streaming.shop.simulator import Delivery, ShopConfig, SyntheticShop
+from devtools.shop.replay import MAX_BATCH_BYTES, _batches, shifted
+from devtools.shop.simulator import Delivery, ShopConfig, SyntheticShop
+from platform_core.contract import corrected_timestamp, parse_message
 
 
 def deliveries() -> list[Delivery]:

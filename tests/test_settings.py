@@ -1,14 +1,15 @@
-"""Settings (platform_assets/settings.py): environment parsing, derived paths, documentation."""
+"""Settings (platform_core/settings.py): environment parsing, derived paths, documentation."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
-from platform_assets.settings import (
+from platform_core.settings import (
     ENVIRONMENTS,
     PROJECT_ROOT,
     Settings,
@@ -36,16 +37,82 @@ def test_empty_environment_gives_the_defaults():
     assert settings == Settings()
     assert settings.platform_env == "local" and settings.is_local
     assert settings.gcp_project == "local-project"
-    assert settings.collector_port == "8080"
-    assert settings.partition_start_date == "2025-01-01"
+    assert settings.collector_port == 8080
+    assert settings.partition_start_date == date(2025, 1, 1)
+    assert settings.collector_publish_timeout == timedelta(seconds=5)
+    assert settings.collector_spool_max_bytes == 512 * 1024 * 1024
+    assert settings.collector_write_keys == {} and settings.collector_cors_origins == ()
 
 
-def test_every_field_is_read_from_its_variable():
-    environ = {env: f"value-of-{env}" for env in ENV_VARS}
-    environ["PLATFORM_ENV"] = "gcp"
+# A valid, non-default value for each kind of setting, and what it must parse to.
+TYPED_VALUES = {
+    "PLATFORM_ENV": ("gcp", "gcp"),
+    "COLLECTOR_PORT": ("9090", 9090),
+    "BEAM_FLUSH_ROWS": ("7", 7),
+    "BEAM_FLUSH_SECONDS": ("0.5", timedelta(milliseconds=500)),
+    "RAW_SENSOR_INTERVAL_SECONDS": ("3", timedelta(seconds=3)),
+    "COMPACTION_MIN_AGE_SECONDS": ("60", timedelta(minutes=1)),
+    "COLLECTOR_PUBLISH_TIMEOUT_S": ("2.5", timedelta(seconds=2.5)),
+    "LLM_TIMEOUT_SECONDS": ("12", timedelta(seconds=12)),
+    "COLLECTOR_SPOOL_MAX_MB": ("0.5", 512 * 1024),
+    "COLLECTOR_WRITE_KEYS": ("a=web, b=ios", {"a": "web", "b": "ios"}),
+    "COLLECTOR_CORS_ORIGINS": (
+        "https://a.example, https://b.example",
+        ("https://a.example", "https://b.example"),
+    ),
+    "PARTITION_START_DATE": ("2024-02-29", date(2024, 2, 29)),
+    "LLM_PROVIDER": ("vertex", "vertex"),
+    "DATA_DIR": ("/srv/platform", Path("/srv/platform")),
+    "LAKE_DIR": ("/srv/lake", Path("/srv/lake")),
+    "DUCKDB_PATH": ("/srv/wh.duckdb", Path("/srv/wh.duckdb")),
+    "COLLECTOR_SPOOL_DIR": ("/srv/spool", Path("/srv/spool")),
+    "MONITORING_DUCKDB_PATH": ("/srv/mon.duckdb", Path("/srv/mon.duckdb")),
+}
+
+
+def test_every_field_is_read_from_its_variable_and_typed():
+    environ = {env: TYPED_VALUES.get(env, (f"value-of-{env}",))[0] for env in ENV_VARS}
     settings = Settings.from_env(environ)
     for env, name in ENV_VARS.items():
-        assert getattr(settings, name) == environ[env], env
+        expected = TYPED_VALUES[env][1] if env in TYPED_VALUES else environ[env]
+        assert getattr(settings, name) == expected, env
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "reason"),
+    [
+        ("COLLECTOR_PORT", "http", "must be a whole number"),
+        ("COLLECTOR_PORT", "70000", "between 1 and 65535"),
+        ("BEAM_FLUSH_ROWS", "0", ">= 1"),
+        ("BEAM_FLUSH_SECONDS", "soon", "number of seconds"),
+        ("COLLECTOR_PUBLISH_TIMEOUT_S", "-1", "positive number of seconds"),
+        ("LLM_TIMEOUT_SECONDS", "nan", "positive number of seconds"),
+        ("COLLECTOR_SPOOL_MAX_MB", "0", "positive number of megabytes"),
+        ("COLLECTOR_SPOOL_MAX_MB", "lots", "number of megabytes"),
+        ("PARTITION_START_DATE", "01/02/2025", "YYYY-MM-DD"),
+        ("LLM_PROVIDER", "openai", "one of auto, vertex, deterministic"),
+    ],
+)
+def test_a_bad_value_names_its_variable_and_the_reason(env, value, reason):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({env: value})
+    message = str(caught.value)
+    assert message.startswith(env) and reason in message and repr(value) in message
+
+
+def test_secrets_are_kept_out_of_repr_and_errors():
+    settings = Settings.from_env(
+        {
+            "COLLECTOR_WRITE_KEYS": "wk-secret=web",
+            "SLACK_BOT_TOKEN": "xoxb-secret",
+            "SLACK_WEBHOOK_URL": "https://hooks.example/secret",
+            "SOURCE_DB_DSN": "postgresql://u:pw-secret@db/shop",
+        }
+    )
+    assert "secret" not in repr(settings)
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"COLLECTOR_WRITE_KEYS": "wk-secret"})
+    assert "wk-secret" not in str(caught.value)
 
 
 def test_empty_values_fall_back_to_defaults():
@@ -210,7 +277,10 @@ def test_documented_settings_lists_every_field():
     defaults = Settings()
     for env, default, doc in documented:
         assert re.fullmatch(r"[A-Z][A-Z0-9_]*", env), env
-        assert getattr(defaults, ENV_VARS[env]) == default
+        # the documented default is what an empty environment gives
+        assert getattr(Settings.from_env({env: default}), ENV_VARS[env]) == getattr(
+            defaults, ENV_VARS[env]
+        ), env
         assert doc.strip(), f"{env} has no description"
     assert len({env for env, _, _ in documented}) == len(documented)
 
@@ -265,6 +335,6 @@ def test_readme_documents_every_setting():
 
 
 def test_env_example_is_generated_from_settings():
-    from platform_assets.settings import PROJECT_ROOT, env_example
+    from platform_core.settings import PROJECT_ROOT, env_example
 
     assert (PROJECT_ROOT / ".env.example").read_text() == env_example()

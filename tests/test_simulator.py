@@ -1,4 +1,4 @@
-"""The synthetic shop (streaming/shop/simulator.py): determinism, realism and consistency."""
+"""The synthetic shop (devtools/shop/simulator.py): determinism, realism and consistency."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from collector.contract import Track, corrected_timestamp, parse_message
-from streaming.shop.simulator import (
+from devtools.shop.simulator import (
     FREE_SHIPPING_FROM,
     KEY_COLUMNS,
     PAID_STATUSES,
@@ -25,6 +24,7 @@ from streaming.shop.simulator import (
     Transaction,
     money,
 )
+from platform_core.contract import Track, corrected_timestamp, parse_message
 
 END = date(2025, 3, 9)  # a Sunday
 SMALL = ShopConfig(

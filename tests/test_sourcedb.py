@@ -14,10 +14,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from streaming.shop.simulator import KEY_COLUMNS, ShopConfig, SyntheticShop, Transaction
-from streaming.sourcedb.driver import DriftError, ShopDriver, replay
-from streaming.sourcedb.migrate import MigrationError, migrate, migrations
-from streaming.sourcedb.server import LocalPostgres, temporary_postgres
+from devtools.shop.simulator import KEY_COLUMNS, ShopConfig, SyntheticShop, Transaction
+from devtools.sourcedb.driver import DriftError, ShopDriver, replay
+from devtools.sourcedb.migrate import MigrationError, migrate, migrations
+from devtools.sourcedb.server import LocalPostgres, temporary_postgres
 
 pytestmark = pytest.mark.slow
 

@@ -19,9 +19,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from collector.contract import stamp
-from platform_assets.settings import PROJECT_ROOT, get_settings
-from streaming.raw.codec import encode_raw_row
+from platform_core.contract import stamp
+from platform_core.raw.codec import encode_raw_row
+from platform_core.settings import PROJECT_ROOT, get_settings
 
 pytestmark = [
     pytest.mark.slow,
@@ -225,10 +225,10 @@ def stop(process: subprocess.Popen) -> int:
 
 
 def test_events_flow_from_pubsub_to_the_marts(streaming_env):
-    from platform_assets.dbt import dbt_resource
+    from platform_assets.dbt.assets import dbt_resource
     from platform_assets.definitions import platform_assets
-    from platform_assets.raw_sensors import raw_sensor_definitions
-    from streaming.compaction import compact_lake
+    from platform_assets.raw.sensors import raw_sensor_definitions
+    from streaming.raw.compaction import compact_lake
 
     tmp_path, names = streaming_env
     lake = tmp_path / "lake"

@@ -30,9 +30,9 @@ from pathlib import Path
 import duckdb
 import psycopg
 
-from streaming.cdc.local import ChildProcess, start_bridge, start_capture, start_mock_kafka
-from streaming.sourcedb.migrate import migrate
-from streaming.sourcedb.server import temporary_postgres
+from devtools.cdc.processes import ChildProcess, start_bridge, start_capture, start_mock_kafka
+from devtools.sourcedb.migrate import migrate
+from devtools.sourcedb.server import temporary_postgres
 
 PRODUCTS = 1000
 USERS = 20000

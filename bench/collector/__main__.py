@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.processes import ROOT, start, stop
-from platform_assets.local_services import free_port, start_pubsub_emulator, wait_for_port
+from devtools.services import free_port, start_pubsub_emulator, wait_for_port
 
 KEY = "bench-key"
 

@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
     have_collector = (ROOT / "collector" / "app.py").exists() and not args.direct
     say(f"work directory: {work}")
 
-    from platform_assets.local_services import free_port, start_pubsub_emulator, wait_for_port
+    from devtools.services import free_port, start_pubsub_emulator, wait_for_port
 
     emulator = start_pubsub_emulator(work)
     env = {
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
     processes: dict[str, subprocess.Popen] = {}
     watcher = RawWatcher(work / "lake")
     try:
-        from platform_assets.settings import get_settings
+        from platform_core.settings import get_settings
         from streaming.beam.pubsub_admin import ensure_subscriptions
         from streaming.raw.writer import ParquetRawWriter
 

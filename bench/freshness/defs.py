@@ -13,9 +13,9 @@ import os
 import dagster as dg
 
 from platform_assets import definitions as platform
-from platform_assets.dbt import dbt_event_models, dbt_models, dbt_resource
+from platform_assets.dbt.assets import dbt_event_models, dbt_models, dbt_resource
 from platform_assets.definitions import platform_assets
-from platform_assets.raw_sensors import raw_sensor_definitions
+from platform_assets.raw.sensors import raw_sensor_definitions
 from platform_assets.warehouse_runs import warehouse_tags
 
 WHOLE_TABLE_EAGER = dg.AutomationCondition.eager().without(

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from collector.contract import isoformat_z, stamp
+from platform_core.contract import isoformat_z, stamp
 
 TRAFFIC_SOURCE = "bench"
 UA = (

@@ -1,12 +1,12 @@
 """`uv run python -m bench.quality`: do the data-quality rules catch known faults, quietly?
 
-A synthetic shop (streaming.shop) is simulated for warm-up + 30 days and replayed into a
+A synthetic shop (devtools.shop) is simulated for warm-up + 30 days and replayed into a
 private raw lake one day at a time, by ingestion time, the way data arrives. After each day
 dbt builds staging and marts (dbt-duckdb, in process) and every rule of every asset runs
 on the real tables as of 00:05 the next morning, recording into a private history store
 (schema baselines, like production). Two scenarios share the simulation:
 
-- faults: known faults (platform_assets/quality/faults.py) injected on some days; recall per
+- faults: known faults (devtools/faults.py) injected on some days; recall per
   fault type = fault days on which one of the fault's expected checks did not pass;
 - clean: the same days with no fault at all.
 
@@ -78,8 +78,8 @@ class DayResult:
 
 
 def generate(config: object, lake: Path) -> None:
+    from devtools.shop.load import load_shop
     from streaming.raw.writer import ParquetRawWriter
-    from streaming.shop.load import load_shop
 
     load_shop(ParquetRawWriter(lake), config)
 
@@ -90,7 +90,7 @@ class Replay:
     def __init__(self, source_lake: Path, lake: Path, faults: list) -> None:
         import duckdb
 
-        from platform_assets.quality.faults import apply_fault
+        from devtools.faults import apply_fault
 
         self.lake = lake
         self.faults = faults
@@ -118,7 +118,7 @@ class Replay:
         """Write the rows ingested on first..last (inclusive), one file per day and partition."""
         import pyarrow.compute as pc
 
-        from platform_assets.quality.faults import drift_batch
+        from devtools.faults import drift_batch
 
         landed = 0
         for table in TABLES:
@@ -291,7 +291,7 @@ def report(
     faults: list,
     all_assets: list[str],
 ) -> bool:
-    from platform_assets.quality.faults import FAULT_TYPES
+    from devtools.faults import FAULT_TYPES
 
     ok = True
     if faulty is not None:
@@ -372,9 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print every finding")
     args = parser.parse_args(argv)
 
+    from devtools.faults import Fault
+    from devtools.shop.simulator import ShopConfig
     from platform_assets.quality.config import ASSETS
-    from platform_assets.quality.faults import Fault
-    from streaming.shop.simulator import ShopConfig
 
     started = time.monotonic()
     config = ShopConfig(

@@ -52,7 +52,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 ARG GCP_PROJECT=local-project
 RUN PATH="/app/.venv/bin:${PATH}" PLATFORM_ENV=gcp GCP_PROJECT="${GCP_PROJECT}" \
     DAGSTER_HOME=/tmp/dagster-home DBT_SEND_ANONYMOUS_USAGE_STATS=false \
-    dagster-dbt project prepare-and-package --file platform_assets/dbt_project.py \
+    dagster-dbt project prepare-and-package --file platform_assets/dbt/project.py \
     && test -s dbt_project/target/manifest.json \
     && rm -rf dbt_project/logs dbt_project/target/dbt.log dbt_project/target/*lock /tmp/dagster-home
 

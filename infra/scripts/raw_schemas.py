@@ -1,6 +1,6 @@
-"""Render the raw layer's BigQuery tables for Terraform from `streaming.raw.schema`.
+"""Render the raw layer's BigQuery tables for Terraform from `platform_core.raw.schema`.
 
-`streaming/raw/schema.py` is the one definition of the raw tables; Terraform reads the JSON this
+`platform_core/raw/schema.py` is the one definition of the raw tables; Terraform reads the JSON this
 script writes (`infra/terraform/schemas/raw_tables.json`), and `tests/test_infra.py` checks that
 the checked-in file is what this script renders today.
 
@@ -24,7 +24,7 @@ def raw_tables() -> dict[str, Any]:
     """{table name: {description, partition_column, clustering, schema}} in BigQuery terms."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from streaming.raw.schema import RAW_TABLES
+    from platform_core.raw.schema import RAW_TABLES
 
     return {
         name: {
@@ -47,7 +47,7 @@ def raw_tables() -> dict[str, Any]:
 
 def render() -> str:
     document = {
-        "//": "Generated from streaming/raw/schema.py by infra/scripts/raw_schemas.py.",
+        "//": "Generated from platform_core/raw/schema.py by infra/scripts/raw_schemas.py.",
         "tables": raw_tables(),
     }
     return json.dumps(document, indent=2) + "\n"

@@ -1,5 +1,5 @@
 # Warehouse layers. Raw tables are created here (day-partitioned, clustered) from the schema in
-# streaming/raw/schema.py, rendered to schemas/raw_tables.json by infra/scripts/raw_schemas.py:
+# platform_core/raw/schema.py, rendered to schemas/raw_tables.json by infra/scripts/raw_schemas.py:
 # the Beam job writes with CREATE_NEVER (the Storage Write API cannot create partitioned tables).
 # Staging and mart tables are dbt's; monitoring tables are the quality checks' history.
 

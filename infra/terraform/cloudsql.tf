@@ -243,14 +243,14 @@ resource "google_sql_database" "dagster" {
 # Debezium's login. Cloud SQL cannot grant REPLICATION from here: once, as the postgres user,
 #   ALTER USER debezium WITH REPLICATION;
 #   GRANT SELECT ON users, products, orders, order_items TO debezium;
-# (the publication shop_cdc comes from streaming/sourcedb/migrations/0002_change_data_capture.sql).
+# (the publication shop_cdc comes from devtools/sourcedb/migrations/0002_change_data_capture.sql).
 resource "google_sql_user" "debezium" {
   name     = "debezium"
   instance = google_sql_database_instance.shop.name
   password = random_password.db["debezium"].result
 }
 
-# Read-only login of Dagster's CDC reconciliation check (platform_assets/reconciliation.py):
+# Read-only login of Dagster's CDC reconciliation check (platform_assets/reconciliation/checks.py):
 # it compares staging with the source tables. Once, as the postgres user:
 #   GRANT SELECT ON users, products, orders, order_items TO dagster_reader;
 resource "google_sql_user" "shop_reader" {

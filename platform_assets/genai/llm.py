@@ -19,10 +19,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from platform_core.settings import Settings
+
 log = logging.getLogger(__name__)
 
 DETERMINISTIC_LABEL = "deterministic narrator (no LLM)"
-PROVIDERS = ("auto", "vertex", "deterministic")
 DEFAULT_TIMEOUT_SECONDS = 30.0
 
 T = TypeVar("T", bound=BaseModel)
@@ -36,27 +37,16 @@ class LLMUnavailable(RuntimeError):
         self.kind = kind
 
 
-def resolve_provider(settings: Any) -> str:
-    provider = (getattr(settings, "llm_provider", "auto") or "auto").strip().lower()
-    if provider not in PROVIDERS:
-        raise ValueError(f"LLM_PROVIDER must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+def resolve_provider(settings: Settings) -> str:
+    provider = settings.llm_provider  # validated by the settings
     if provider == "auto":
         return "deterministic" if settings.is_local else "vertex"
     return provider
 
 
-def llm_timeout(settings: Any) -> float:
-    """LLM_TIMEOUT_SECONDS (30 s by default; an unusable value falls back to it)."""
-    try:
-        value = float(settings.llm_timeout_seconds)
-    except (TypeError, ValueError):
-        log.warning(
-            "LLM_TIMEOUT_SECONDS=%r is not a number of seconds; using %ss",
-            settings.llm_timeout_seconds,
-            DEFAULT_TIMEOUT_SECONDS,
-        )
-        return DEFAULT_TIMEOUT_SECONDS
-    return value if value > 0 else DEFAULT_TIMEOUT_SECONDS
+def llm_timeout(settings: Settings) -> float:
+    """LLM_TIMEOUT_SECONDS, in seconds (validated positive by the settings)."""
+    return settings.llm_timeout.total_seconds()
 
 
 @dataclass
@@ -66,7 +56,9 @@ class ModelChoice:
     reason: str = ""  # why there is no model
 
 
-def chat_model(settings: Any, *, temperature: float = 0.0, max_retries: int = 1) -> ModelChoice:
+def chat_model(
+    settings: Settings, *, temperature: float = 0.0, max_retries: int = 1
+) -> ModelChoice:
     """The configured chat model, or none (with the reason) when the provider is unavailable."""
     provider = resolve_provider(settings)
     if provider == "deterministic":

@@ -30,6 +30,7 @@ from platform_assets.genai.llm import (
     structured_call,
 )
 from platform_assets.genai.prompting import DATA_RULES, quote_data
+from platform_core.settings import Settings
 
 MAX_TEXT = 600
 MAX_ITEMS = 5
@@ -179,7 +180,7 @@ class QualityNarrator:
         self.timeout = timeout
 
     @classmethod
-    def from_settings(cls, settings: Any) -> QualityNarrator:
+    def from_settings(cls, settings: Settings) -> QualityNarrator:
         return cls(timeout=llm_timeout(settings), model_factory=lambda: chat_model(settings))
 
     def _resolve(self) -> Any | None:

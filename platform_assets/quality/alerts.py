@@ -36,7 +36,7 @@ from dagster._core.storage.asset_check_execution_record import (
     COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
 )
 
-from platform_assets.settings import get_settings
+from platform_core.settings import get_settings
 
 log = logging.getLogger(__name__)
 

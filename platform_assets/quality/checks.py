@@ -22,8 +22,8 @@ import dagster as dg
 
 from platform_assets.quality.config import ASSETS, AssetQuality, References, Rule
 from platform_assets.quality.results import CheckResult, fmt
-from platform_assets.settings import get_settings
 from platform_assets.warehouse_runs import warehouse_tags
+from platform_core.settings import get_settings
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,6 @@
     list     the configured assets and checks
     history  recent rows of monitoring.data_quality_checks
     trends   the quality_trends view (per asset and day)
-    webhook  a local Slack-webhook receiver that prints and stores payloads (demos, tests)
 
 `check` reads the warehouse of the current settings (DuckDB + lake locally, BigQuery with
 PLATFORM_ENV=gcp). It does not write history and does not move the stored schema baseline
@@ -98,7 +97,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from platform_assets.quality.engine import QualityEngine, parse_as_of
     from platform_assets.quality.history import history_for
     from platform_assets.quality.warehouse import warehouse_for
-    from platform_assets.settings import get_settings
+    from platform_core.settings import get_settings
 
     settings = get_settings()
     try:
@@ -160,7 +159,7 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool, columns: Sequence[str
 
 def cmd_history(args: argparse.Namespace) -> int:
     from platform_assets.quality.history import history_for
-    from platform_assets.settings import get_settings
+    from platform_core.settings import get_settings
 
     rows = history_for(get_settings()).rows(
         asset=args.asset, limit=args.limit, failed_only=args.failed
@@ -175,7 +174,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_trends(args: argparse.Namespace) -> int:
     from platform_assets.quality.history import history_for
-    from platform_assets.settings import get_settings
+    from platform_core.settings import get_settings
 
     store = history_for(get_settings())
     if not hasattr(store, "trends"):
@@ -186,13 +185,6 @@ def cmd_trends(args: argparse.Namespace) -> int:
         args.json,
         ("asset", "day", "evaluations", "failures", "critical_failures", "warnings", "pass_rate"),
     )
-    return EXIT_OK
-
-
-def cmd_webhook(args: argparse.Namespace) -> int:
-    from platform_assets.quality.webhook import serve_forever
-
-    serve_forever(args.host, args.port, args.out)
     return EXIT_OK
 
 
@@ -256,11 +248,6 @@ def parser() -> argparse.ArgumentParser:
     trends.add_argument("--asset", metavar="KEY")
     trends.add_argument("--json", action="store_true")
     trends.set_defaults(func=cmd_trends)
-    webhook = sub.add_parser("webhook", help="local Slack webhook receiver (127.0.0.1)")
-    webhook.add_argument("--host", default="127.0.0.1")
-    webhook.add_argument("--port", type=int, default=8765)
-    webhook.add_argument("--out", help="append each payload as a JSON line to this file")
-    webhook.set_defaults(func=cmd_webhook)
     return p
 
 

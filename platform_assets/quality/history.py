@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from platform_assets.quality.results import CheckResult, dumps, jsonable
+from platform_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -485,17 +486,10 @@ class BigQueryHistoryStore:
         )
 
 
-def monitoring_path(settings: Any) -> Path:
-    """The local monitoring file: MONITORING_DUCKDB_PATH, else DATA_DIR/monitoring.duckdb."""
-    if settings.monitoring_duckdb_path:
-        return Path(settings.monitoring_duckdb_path).resolve()
-    return settings.data_path / "monitoring.duckdb"
-
-
-def history_for(settings: Any) -> HistoryStore:
+def history_for(settings: Settings) -> HistoryStore:
     """The configured deployment's history store (no connection is made here)."""
     if settings.is_local:
-        return DuckDBHistoryStore(monitoring_path(settings))
+        return DuckDBHistoryStore(settings.monitoring_path)
     from google.cloud import bigquery
 
     client = bigquery.Client(project=settings.gcp_project, location=settings.bq_location)

@@ -18,6 +18,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from platform_core.settings import Settings
+
 log = logging.getLogger(__name__)
 
 LAYER_SCHEMAS = {"staging": "staging", "mart": "mart"}
@@ -196,7 +198,7 @@ class _BigQuerySession:
         return [(r["column_name"], r["data_type"]) for r in rows]
 
 
-def warehouse_for(settings: Any, *, lock_timeout: float = 300.0) -> Warehouse:
+def warehouse_for(settings: Settings, *, lock_timeout: float = 300.0) -> Warehouse:
     """The configured deployment's warehouse (no connection is made here)."""
     if settings.is_local:
         return DuckDBWarehouse(

@@ -26,7 +26,7 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from platform_assets.settings import get_settings
+from platform_core.settings import get_settings
 from streaming.beam.options import RawStreamOptions
 
 LOCAL_RUNNERS = ("DirectRunner", "BundleBasedDirectRunner")

@@ -20,7 +20,7 @@ from apache_beam.options.pipeline_options import (
     WorkerOptions,
 )
 
-from platform_assets.settings import PROJECT_ROOT, get_settings
+from platform_core.settings import PROJECT_ROOT, get_settings
 from streaming.beam.options import RawStreamOptions
 from streaming.beam.pipeline import build_pipeline, inputs
 from streaming.beam.sinks import RecordedBigQueryWrite, WriteRawToBigQuery

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from platform_assets.settings import Settings, get_settings
+from platform_core.settings import Settings, get_settings
 
 
 @dataclass(frozen=True)
@@ -71,13 +71,13 @@ class RawStreamOptions(PipelineOptions):
         parser.add_argument(
             "--flush_seconds",
             type=float,
-            default=float(settings.beam_flush_seconds),
+            default=settings.beam_flush_interval.total_seconds(),
             help="parquet sink: max seconds a row waits in a micro-batch",
         )
         parser.add_argument(
             "--flush_rows",
             type=int,
-            default=int(settings.beam_flush_rows),
+            default=settings.beam_flush_rows,
             help="parquet sink: micro-batch size that triggers a flush",
         )
         parser.add_argument(

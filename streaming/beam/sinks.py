@@ -23,11 +23,11 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from platform_core.raw.rows import dead_letter_row
+from platform_core.raw.schema import RAW_TABLES, RawTable, raw_table
 from streaming.beam.metrics import NAMESPACE as METRICS_NAMESPACE
 from streaming.beam.metrics import Count
 from streaming.beam.transforms import DEAD_LETTER, PIPELINE_STAGE, utc_now
-from streaming.raw.rows import dead_letter_row
-from streaming.raw.schema import RAW_TABLES, RawTable, raw_table
 from streaming.raw.writer import ParquetRawWriter, RawWriteError, RawWriter, to_arrow
 
 TABLES: tuple[str, ...] = tuple(RAW_TABLES)

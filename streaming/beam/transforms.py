@@ -16,11 +16,11 @@ from typing import Any
 
 import apache_beam as beam
 
-from collector.contract import ContractError
+from platform_core.contract import ContractError
+from platform_core.raw.codec import RawCodecError, decode_raw_row
+from platform_core.raw.rows import dead_letter_row, event_row
+from platform_core.raw.schema import RAW_TABLES
 from streaming.beam.metrics import Count
-from streaming.raw.codec import RawCodecError, decode_raw_row
-from streaming.raw.rows import dead_letter_row, event_row
-from streaming.raw.schema import RAW_TABLES
 
 EVENTS = "events"
 DEAD_LETTER = "events_dead_letter"

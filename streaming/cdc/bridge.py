@@ -32,10 +32,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from platform_core.raw.schema import RAW_TABLES
 from streaming.cdc.debezium import DebeziumParseError, parse_record
 from streaming.cdc.kafka import cdc_topics, dead_letter_topic, producer_config
 from streaming.cdc.sinks import CdcSink
-from streaming.raw.schema import RAW_TABLES
 
 log = logging.getLogger("streaming.cdc.bridge")
 
@@ -470,7 +470,7 @@ class Bridge:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from platform_assets.settings import get_settings
+    from platform_core.settings import get_settings
     from streaming.cdc.kafka import resolve_bootstrap
     from streaming.cdc.sinks import sink_for
 

@@ -46,6 +46,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from platform_core.settings import resolve_source_db_dsn
 from streaming.cdc import pgoutput
 from streaming.cdc.debezium import build_envelope, topic_for
 from streaming.cdc.kafka import heartbeat_topic, producer_config, read_state, state_topic
@@ -202,7 +203,7 @@ class Capture:
         if not found:
             raise CaptureError(
                 f"publication {self.config.publication!r} does not exist (run the migrations: "
-                "python -m streaming.sourcedb migrate)"
+                "python -m devtools.sourcedb migrate, or the shop's own migrations)"
             )
 
     def _load_tables(self) -> None:
@@ -666,9 +667,8 @@ class CaptureMetrics:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from platform_assets.settings import get_settings
+    from platform_core.settings import get_settings
     from streaming.cdc.kafka import resolve_bootstrap
-    from streaming.sourcedb import resolve_dsn
 
     settings = get_settings()
     parser = argparse.ArgumentParser(
@@ -703,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     config = CaptureConfig(
-        dsn=resolve_dsn(settings, args.dsn),
+        dsn=resolve_source_db_dsn(settings, args.dsn),
         bootstrap=resolve_bootstrap(settings, args.bootstrap),
         prefix=args.prefix,
         slot=args.slot,

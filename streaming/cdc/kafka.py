@@ -1,7 +1,7 @@
 """Kafka plumbing shared by the capture and the bridge: client settings, topic names, the
 capture's state topic, and where the local Kafka's address is found.
 
-Locally Kafka is librdkafka's mock cluster hosted by `python -m streaming.cdc.mock_kafka`,
+Locally Kafka is librdkafka's mock cluster hosted by `python -m devtools.cdc.mock_kafka`,
 which writes its bootstrap address to ``DATA_DIR/cdc/kafka.bootstrap``; KAFKA_BOOTSTRAP_SERVERS
 wins when set.
 """
@@ -10,49 +10,42 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from streaming.shop.simulator import KEY_COLUMNS
+from platform_core.raw.schema import CDC_KEY_COLUMNS
+from platform_core.settings import (
+    ServiceUnavailable,
+    Settings,
+    resolve_local_address,
+)
 
 DEFAULT_SCHEMA = "public"
 
 
-class KafkaUnavailable(RuntimeError):
+class KafkaUnavailable(ServiceUnavailable):
     """No Kafka bootstrap address is configured or reachable."""
 
 
-def local_state_dir(settings: Any) -> Path:
-    return settings.data_path / "cdc"
-
-
-def kafka_address_file(settings: Any) -> Path:
-    return local_state_dir(settings) / "kafka.bootstrap"
-
-
-def resolve_bootstrap(settings: Any, explicit: str | None = None) -> str:
-    """KAFKA_BOOTSTRAP_SERVERS, else the local mock cluster's address file."""
-    if explicit:
-        return explicit
-    if settings.kafka_bootstrap_servers:
-        return settings.kafka_bootstrap_servers
-    path = kafka_address_file(settings)
-    if settings.is_local and path.exists():
-        address = path.read_text().strip()
-        if address:
-            return address
-    raise KafkaUnavailable(
-        "no Kafka: set KAFKA_BOOTSTRAP_SERVERS or start the local one with "
-        "`python -m streaming.cdc.mock_kafka`"
-    )
+def resolve_bootstrap(settings: Settings, explicit: str | None = None) -> str:
+    """KAFKA_BOOTSTRAP_SERVERS (or `explicit`), else the local Kafka's address file."""
+    try:
+        return resolve_local_address(
+            explicit or settings.kafka_bootstrap_servers,
+            settings.kafka_address_file,
+            settings.is_local,
+            "Kafka (KAFKA_BOOTSTRAP_SERVERS)",
+            "the local one with `python -m devtools.cdc.mock_kafka`",
+        )
+    except ServiceUnavailable as error:
+        raise KafkaUnavailable(str(error)) from None
 
 
 def cdc_topics(
     prefix: str, tables: tuple[str, ...] | None = None, schema: str = DEFAULT_SCHEMA
 ) -> list[str]:
-    return [f"{prefix}.{schema}.{table}" for table in (tables or tuple(KEY_COLUMNS))]
+    return [f"{prefix}.{schema}.{table}" for table in (tables or tuple(CDC_KEY_COLUMNS))]
 
 
 def dead_letter_topic(prefix: str) -> str:

@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from streaming.shop.simulator import KEY_COLUMNS
+from platform_core.raw.schema import CDC_KEY_COLUMNS
 
 # Columns compared per table: every column of the source table (staging keeps them all).
 COMPARED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -153,7 +153,7 @@ def compare(
     )
     if result.matches:
         return result
-    keys = KEY_COLUMNS[table]
+    keys = CDC_KEY_COLUMNS[table]
     missing = sorted(set(source) - set(warehouse))
     extra = sorted(set(warehouse) - set(source))
     different = sorted(k for k in set(source) & set(warehouse) if source[k] != warehouse[k])
@@ -395,7 +395,7 @@ def reconcile(
     *,
     dsn: str,
     warehouse: Warehouse,
-    tables: Sequence[str] = tuple(KEY_COLUMNS),
+    tables: Sequence[str] = tuple(CDC_KEY_COLUMNS),
     slot: str = "shop_cdc",
     kafka_bootstrap: str | None = None,
     bridge_group: str = "cdc-bridge",
@@ -422,7 +422,7 @@ def reconcile(
     results: dict[str, TableReconciliation] = {}
     if drain.drained:
         for table in tables:
-            width = len(KEY_COLUMNS[table])
+            width = len(CDC_KEY_COLUMNS[table])
             columns = COMPARED_COLUMNS[table]
             results[table] = compare(
                 table,

@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-from streaming.raw.codec import encode_raw_row
+from platform_core.raw.codec import encode_raw_row
+from platform_core.settings import Settings
 from streaming.raw.writer import RawWriter
 
 Batch = Mapping[str, Sequence[dict[str, Any]]]  # raw table name -> rows
@@ -105,7 +106,7 @@ class PubSubSink:
             stop()
 
 
-def sink_for(kind: str, settings: Any) -> CdcSink:
+def sink_for(kind: str, settings: Settings) -> CdcSink:
     """The sink named on the bridge's command line, configured from the settings."""
     if kind == "raw":
         from streaming.raw.writer import writer_for

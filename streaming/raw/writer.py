@@ -16,8 +16,9 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from streaming.durable import replace_atomically
-from streaming.raw.schema import RAW_TABLES, RawTable, raw_table
+from platform_core.durable import replace_atomically
+from platform_core.raw.schema import RAW_TABLES, RawTable, raw_table
+from platform_core.settings import Settings
 
 Row = Mapping[str, Any]
 SCHEMA_FILE = "_schema.parquet"
@@ -196,7 +197,7 @@ def bq_schema(spec: RawTable) -> list[Any]:
     ]
 
 
-def writer_for(settings: Any) -> RawWriter:
+def writer_for(settings: Settings) -> RawWriter:
     """The raw writer of the configured deployment."""
     if settings.is_local:
         return ParquetRawWriter(settings.lake_path)

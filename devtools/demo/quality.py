@@ -1,0 +1,62 @@
+"""What `make demo` needs to show the data-quality agent (called from devtools/demo.py).
+
+1. `inject_demo_fault(settings, day)`: on the last simulated day, a share of the new order
+   lines point at a product that does not exist (CDC updates appended to the raw lake).
+2. Materialize with `quality_asset_checks()` added and `demo_quality_resources(config.end)`:
+   the checks judge the data as of the simulation's end, so freshness is measured against
+   the simulated clock rather than today's.
+3. `deliver_alerts_once(instance, defs)`: one tick of the Slack sensor. Without
+   SLACK_WEBHOOK_URL / SLACK_BOT_TOKEN it posts to a local webhook stand-in on 127.0.0.1 and
+   returns the payloads (also appended to DATA_DIR/slack_payloads.jsonl).
+4. `failed_history_rows()`: the rows the run left in monitoring.data_quality_checks.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from platform_core.settings import Settings, get_settings
+
+DEMO_FAULT_CHECK = ("staging/stg_order_items", "referential_integrity_product_id")
+
+
+def inject_demo_fault(settings: Settings, day: date) -> int:
+    from devtools.faults import inject_orphaned_order_items
+
+    return inject_orphaned_order_items(settings.lake_path, day)
+
+
+def demo_quality_resources(simulation_end: datetime) -> dict[str, Any]:
+    from platform_assets.quality.definitions import quality_resources
+
+    as_of = simulation_end.replace(tzinfo=None) + timedelta(minutes=5)
+    return quality_resources(as_of=as_of.isoformat())
+
+
+def deliver_alerts_once(
+    instance: dg.DagsterInstance, defs: dg.Definitions, out: Path | None = None
+) -> tuple[list[dict[str, Any]], str]:
+    """Run the alert sensor's logic once; returns (payloads, where they went)."""
+    from devtools.slack_webhook import LocalWebhook
+    from platform_assets.quality.alerts import SlackAlerts, deliver_alerts
+
+    settings = get_settings()
+    keys = sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda k: k.to_user_string())
+    out = out or settings.data_path / "slack_payloads.jsonl"
+    if settings.slack_webhook_url or settings.slack_bot_token:
+        sink = SlackAlerts()
+        _, outcome = deliver_alerts(instance, keys, None, sink)
+        return outcome.alerts + outcome.recoveries, sink.destination()
+    with LocalWebhook(out=out) as hook:
+        deliver_alerts(instance, keys, None, SlackAlerts(webhook_url=hook.url))
+        return list(hook.payloads), f"local webhook {hook.url} (copied to {out})"
+
+
+def failed_history_rows(limit: int = 10) -> list[dict[str, Any]]:
+    from platform_assets.quality.history import history_for
+
+    return history_for(get_settings()).rows(failed_only=True, limit=limit)

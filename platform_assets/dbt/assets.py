@@ -1,0 +1,189 @@
+"""dbt models as Dagster assets: one project, split into day-partitioned and whole-table runs.
+
+No `from __future__ import annotations` here: Dagster inspects the context annotation at runtime.
+"""
+
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster import AssetExecutionContext
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    dbt_assets,
+)
+from packaging import version
+
+from platform_assets.dbt.project import dbt_project
+from platform_assets.partitions import daily_partitions
+from platform_assets.raw.assets import raw_asset_key
+from platform_core.durable import replace_atomically
+from platform_core.settings import get_settings
+
+PARTITIONED_TAG = "partitioned"
+LAYER_GROUPS = {"staging": "staging", "intermediate": "staging", "marts": "mart"}
+
+# The shop's SLA: a mart more than 30 minutes behind is critical.
+MART_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(minutes=30), warn_window=timedelta(minutes=15)
+)
+
+
+class PlatformTranslator(DagsterDbtTranslator):
+    """raw sources map onto the raw AssetSpecs; models group by layer; marts carry the
+    freshness SLA. No automation conditions: the raw sensor requests refreshes (see README)."""
+
+    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if spec.group_name == "mart":
+            return spec.replace_attributes(freshness_policy=MART_FRESHNESS)
+        return spec
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return raw_asset_key(dbt_resource_props["name"])
+        return dg.AssetKey([self._layer(dbt_resource_props), dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "source":
+            return "raw"
+        return LAYER_GROUPS.get(self._folder(dbt_resource_props), "staging")
+
+    @staticmethod
+    def _folder(props: Mapping[str, Any]) -> str:
+        fqn = props.get("fqn") or []
+        return fqn[1] if len(fqn) > 2 else "staging"
+
+    def _layer(self, props: Mapping[str, Any]) -> str:
+        return "mart" if self._folder(props) == "marts" else "staging"
+
+
+translator = PlatformTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+def partition_vars(context: AssetExecutionContext) -> dict[str, str]:
+    """The event dates a partitioned run recomputes (inclusive)."""
+    window = context.partition_time_window
+    return {
+        "min_date": window.start.date().isoformat(),
+        "max_date": (window.end - timedelta(days=1)).date().isoformat(),
+    }
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select=f"tag:{PARTITIONED_TAG}",
+    partitions_def=daily_partitions(),
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    dagster_dbt_translator=translator,
+    name="dbt_event_models",
+)
+def dbt_event_models(context: AssetExecutionContext, dbt: DbtCliResource):
+    """Day-partitioned models: a run (or a single-run backfill) recomputes whole event days."""
+    args = ["build", "--vars", json.dumps(partition_vars(context))]
+    yield from run_dbt(dbt, args, context)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    exclude=f"tag:{PARTITIONED_TAG}",
+    dagster_dbt_translator=translator,
+    name="dbt_models",
+)
+def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
+    """Current-state staging and the marts, rebuilt as whole tables."""
+    yield from run_dbt(dbt, ["build"], context)
+
+
+# dagster-dbt gives every invocation its own target directory (manifest, run results, compiled
+# SQL: 2-3 MB) and never removes it; a sensor-driven refresh every few seconds would fill the
+# disk. Dagster's event log keeps the results; the newest directories stay for debugging.
+INVOCATIONS_KEPT = 20
+INVOCATION_DIR = re.compile(r"^[A-Za-z0-9_]+-[0-9a-f]{7}-[0-9a-f]{7}$")
+PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+def target_root() -> Path:
+    target = Path(os.environ.get("DBT_TARGET_PATH", "target"))
+    return target if target.is_absolute() else dbt_project.project_dir / target
+
+
+def run_dbt(
+    dbt: DbtCliResource, args: Sequence[str], context: AssetExecutionContext
+) -> Iterator[Any]:
+    """`dbt <args>` for an asset step, parsing incrementally and cleaning up after itself.
+
+    dbt reparses the whole project when its vars or profile differ from those of the
+    `partial_parse.msgpack` it starts from, and the one dagster-dbt copies from `target/`
+    comes from whatever ran last: the partitioned and the whole-table steps (different vars)
+    kept invalidating each other, ~2 s of parsing each on every refresh. Each op now starts
+    from the msgpack its own previous invocation left."""
+    op_name = context.op_execution_context.op.name
+    root = target_root()
+    run_dir = root / f"{op_name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
+    cache = root / "partial_parse" / f"{op_name}.msgpack"
+    if cache.is_file():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cache, run_dir / PARTIAL_PARSE)
+    try:
+        yield from dbt.cli(list(args), context=context, target_path=run_dir).stream()
+    finally:
+        save_partial_parse(run_dir / PARTIAL_PARSE, cache)
+        prune_invocations(root, keep=INVOCATIONS_KEPT)
+
+
+def save_partial_parse(source: Path, cache: Path) -> None:
+    if not source.is_file():
+        return
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    # concurrent runs of one op: last writer wins, never a torn file
+    replace_atomically(cache, lambda handle: handle.write(source.read_bytes()))
+
+
+def prune_invocations(root: Path, keep: int) -> list[Path]:
+    """Remove all but the `keep` newest per-invocation target directories; returns removed."""
+    try:
+        entries = [p for p in root.iterdir() if p.is_dir() and INVOCATION_DIR.match(p.name)]
+    except FileNotFoundError:
+        return []
+    by_age = sorted(entries, key=_mtime, reverse=True)
+    removed = by_age[keep:]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+class PlatformDbtCliResource(DbtCliResource):
+    """dagster-dbt runs `dbt --version` in every run to tell dbt-core from dbt Fusion; that
+    imports every adapter and asks PyPI for releases (10-20 s per run here, and in every run
+    pod). The installed dbt-core gives the same answer at once. `_cli_version` is private in
+    dagster-dbt 0.29: check it on upgrades (tests/test_pipeline.py does)."""
+
+    @property
+    def _cli_version(self) -> version.Version:
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+
+def dbt_resource() -> DbtCliResource:
+    return PlatformDbtCliResource(
+        project_dir=dbt_project, target=get_settings().resolved_dbt_target
+    )

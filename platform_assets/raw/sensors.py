@@ -1,0 +1,617 @@
+"""Sensors on the raw tables: report what landed, and refresh late event days.
+
+One sensor, `raw_tables_sensor`, watches every raw table of the deployment:
+
+- local: the Parquet lake. New files per table are found with a cursor of (newest change
+  time, names changed in the last `SETTLE_SECONDS`), which is exact even when a file is
+  renamed into place while the sensor lists the directory, and small enough to keep in the
+  sensor cursor (it survives restarts of the daemon). Rows come from the new files' footers.
+- gcp: BigQuery table metadata (last modified, num_rows, streaming buffer) and, for tables
+  that changed, `INFORMATION_SCHEMA.PARTITIONS` for the day partitions modified since.
+
+For every table with new data it records an **AssetMaterialization** of `raw/<table>` (new
+files, rows, partitions touched). A materialization, not an observation: the table's contents
+changed, which is what `AutomationCondition.eager()` downstream (`any_deps_updated`) and the
+freshness policies react to; observations are for metadata that does not change the data
+(compaction reports them).
+
+Refreshing downstream, default (`refresh_latest=False`): `eager()` on the day-partitioned
+`staging/stg_events` handles the latest day and the eager variant the whole-table models.
+Rows landing in older event days (late or replayed events) are queued in the cursor and
+refreshed by a RunRequest of `dbt_event_models` for those partitions (one contiguous range per
+run, single-run backfill policy). A request is made only while no run or backfill of those
+assets is queued or in flight, so at most one such refresh is in flight.
+
+`refresh_latest=True`: the sensor also refreshes the latest day and the whole-table models
+downstream of what changed, in ONE run per tick, never while one is queued or in flight, and
+remembers tables that changed meanwhile (the cursor's `dirty`) for the next run: one run per
+refresh cycle instead of two serialized ones (bench/freshness measures both). It also closes a
+gap of `eager()` for streams: `since_last_handled()`
+treats parent updates that happen while a run of the asset is in flight as handled when that
+run completes, so rows that land during the last refresh of a burst are not refreshed until
+more data arrives (the benchmark's tail). Use it with the dbt assets' automation conditions
+removed, or both would refresh the same assets.
+"""
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from platform_assets.partitions import daily_partitions
+from platform_assets.raw.assets import raw_asset_key
+from platform_assets.warehouse_runs import warehouse_tags
+from platform_core.raw.schema import RAW_TABLES, raw_table
+from platform_core.settings import Settings, get_settings
+from streaming.raw.compaction import (
+    COMPACTED_PREFIX,
+    RECENT_INPUT_WINDOW_NS,
+    changed_ns,
+    compacted_inputs,
+    is_data_file,
+)
+
+SENSOR_NAME = "raw_tables_sensor"
+CURSOR_VERSION = 1
+SETTLE_SECONDS = 30.0  # a file renamed into place is seen within this long of its ctime
+MAX_DAYS_PER_RUN = 31
+EVENT_TABLE = "events"
+LATE_DAYS_TAG = "platform/late_event_days"
+
+PARTITIONS_SQL = """
+select partition_id, total_rows, unix_millis(last_modified_time) as last_modified_ms
+from `{project}.{dataset}.INFORMATION_SCHEMA.PARTITIONS`
+where table_name = @table_name and last_modified_time > timestamp_millis(@since_ms)
+order by partition_id
+"""
+
+
+def _interval_seconds() -> int:
+    return max(1, round(get_settings().raw_sensor_interval.total_seconds()))
+
+
+# --- what changed ---------------------------------------------------------------------------
+
+
+@dataclass
+class TableChange:
+    """New data in one raw table since the previous tick."""
+
+    table: str
+    new_files: int = 0
+    rows: int = 0
+    partitions: set[str] = field(default_factory=set)
+    rewritten_files: int = 0  # compaction output whose inputs were already reported
+    newest_ns: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_new_data(self) -> bool:
+        return self.new_files > 0 or self.rows > 0 or bool(self.extra.get("changed"))
+
+    def metadata(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "new_rows": dg.MetadataValue.int(self.rows),
+            "partitions_touched": dg.MetadataValue.json(sorted(self.partitions)),
+        }
+        if self.new_files or self.rewritten_files:
+            meta["new_files"] = dg.MetadataValue.int(self.new_files)
+        if self.rewritten_files:
+            meta["compacted_files_seen"] = dg.MetadataValue.int(self.rewritten_files)
+        if self.newest_ns:
+            meta["last_modified"] = dg.MetadataValue.timestamp(self.newest_ns / 1e9)
+        for key, value in self.extra.items():
+            if key != "changed" and value is not None:
+                meta[key] = value
+        return meta
+
+
+def partition_value(relative: str) -> str | None:
+    """`event_date=2026-11-20/part-x.parquet` -> `2026-11-20`."""
+    head = relative.split("/", 1)[0]
+    return head.split("=", 1)[1] if "=" in head else None
+
+
+class LakeObserver:
+    """New files of each raw table in the local Parquet lake.
+
+    Per table the state is `{"w": newest change time seen (ns), "recent": [names changed
+    within SETTLE_SECONDS of it]}`. A file is new if it changed after `w`, or within the
+    settle window before `w` and is not in `recent` (renamed while the previous tick listed).
+    """
+
+    kind = "lake"
+
+    def __init__(
+        self,
+        lake: Path | str,
+        tables: Iterable[str] = RAW_TABLES,
+        settle_seconds: float = SETTLE_SECONDS,
+    ) -> None:
+        self.lake = Path(lake)
+        self.tables = list(tables)
+        self.settle_ns = int(settle_seconds * 1e9)
+
+    @property
+    def identity(self) -> str:
+        return f"lake:{self.lake.resolve()}"
+
+    def list_files(self, table: str) -> list[tuple[str, int, Path]]:
+        root = self.lake / raw_table(table).name
+        found: list[tuple[str, int, Path]] = []
+        if not root.is_dir():
+            return found
+        for directory in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
+            try:
+                entries = list(os.scandir(directory))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                path = Path(entry.path)
+                if not entry.is_file() or not is_data_file(path):
+                    continue
+                try:
+                    stat = entry.stat()
+                except FileNotFoundError:  # compacted away since the listing
+                    continue
+                found.append((str(path.relative_to(root)), changed_ns(stat), path))
+        return found
+
+    def _inputs_seen(self, path: Path, watermark: int, recent: set[str]) -> bool:
+        """Whether every file a merged file replaced had been reported by an earlier tick."""
+        inputs = compacted_inputs(path)
+        if inputs is None or not watermark or inputs.newest_ns > watermark:
+            return False
+        if self.settle_ns > RECENT_INPUT_WINDOW_NS:
+            return inputs.newest_ns <= watermark - self.settle_ns
+        return all(
+            changed <= watermark - self.settle_ns or name in recent
+            for name, changed in inputs.recent
+        )
+
+    def observe(self, state: Mapping[str, Any]) -> tuple[dict[str, TableChange], dict[str, Any]]:
+        changes: dict[str, TableChange] = {}
+        new_state: dict[str, Any] = {}
+        for table in self.tables:
+            previous = state.get(table) or {"w": 0, "recent": []}
+            watermark = int(previous["w"])
+            recent = set(previous["recent"])
+            files = self.list_files(table)
+            change = TableChange(table)
+            for name, changed, path in files:
+                is_new = changed > watermark or (
+                    changed > watermark - self.settle_ns and name not in recent
+                )
+                if not is_new:
+                    continue
+                if path.name.startswith(COMPACTED_PREFIX) and self._inputs_seen(
+                    path, watermark, recent
+                ):
+                    change.rewritten_files += 1  # same rows, already reported
+                    continue
+                try:
+                    rows = pq.read_metadata(path).num_rows
+                except FileNotFoundError:
+                    continue  # compacted away; its rows arrive in the merged file
+                change.new_files += 1
+                change.rows += rows
+                change.newest_ns = max(change.newest_ns, changed)
+                part = partition_value(name)
+                if part is not None and rows:
+                    change.partitions.add(part)
+            top = max([watermark, *(changed for _n, changed, _p in files)])
+            new_state[table] = {
+                "w": top,
+                "recent": sorted(n for n, changed, _p in files if changed > top - self.settle_ns),
+            }
+            if change.has_new_data:
+                changes[table] = change
+        return changes, new_state
+
+
+class BigQueryObserver:
+    """Raw tables in BigQuery: table metadata, then the partitions modified since last time.
+
+    Per table the state is `{"modified_ms", "num_rows", "buffer_rows", "partitions_ms"}`.
+    Rows still in the streaming buffer count as a change (the table's `modified` may not
+    move for them); their day partitions show up in INFORMATION_SCHEMA.PARTITIONS once
+    BigQuery extracts them (until then they sit in `__UNPARTITIONED__`, which is skipped).
+    """
+
+    kind = "bigquery"
+
+    def __init__(
+        self, client: Any, project: str, dataset: str, tables: Iterable[str] = RAW_TABLES
+    ) -> None:
+        self.client = client
+        self.project = project
+        self.dataset = dataset
+        self.tables = list(tables)
+
+    @property
+    def identity(self) -> str:
+        return f"bigquery:{self.project}.{self.dataset}"
+
+    def _partitions(self, table: str, since_ms: int) -> list[Any]:
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(
+            query_parameters=[
+                bigquery.ScalarQueryParameter("table_name", "STRING", table),
+                bigquery.ScalarQueryParameter("since_ms", "INT64", since_ms),
+            ]
+        )
+        sql = PARTITIONS_SQL.format(project=self.project, dataset=self.dataset)
+        return list(self.client.query(sql, job_config=config).result())
+
+    def observe(self, state: Mapping[str, Any]) -> tuple[dict[str, TableChange], dict[str, Any]]:
+        changes: dict[str, TableChange] = {}
+        new_state: dict[str, Any] = {}
+        for table in self.tables:
+            previous = state.get(table)
+            info = self.client.get_table(f"{self.project}.{self.dataset}.{table}")
+            modified = info.modified
+            modified_ms = int(modified.timestamp() * 1000) if modified else 0
+            num_rows = int(info.num_rows or 0)
+            buffer = getattr(info, "streaming_buffer", None)
+            buffer_rows = int(getattr(buffer, "estimated_rows", 0) or 0) if buffer else 0
+            oldest = getattr(buffer, "oldest_entry_time", None) if buffer else None
+            current = {
+                "modified_ms": modified_ms,
+                "num_rows": num_rows,
+                "buffer_rows": buffer_rows,
+                "partitions_ms": int((previous or {}).get("partitions_ms", 0)),
+            }
+            changed = previous is None or any(
+                current[k] != previous.get(k) for k in ("modified_ms", "num_rows", "buffer_rows")
+            )
+            if changed:
+                change = TableChange(table, newest_ns=modified_ms * 1_000_000)
+                before = (previous or {}).get("num_rows", 0) + (previous or {}).get(
+                    "buffer_rows", 0
+                )
+                change.rows = max(0, num_rows + buffer_rows - before)
+                change.extra = {
+                    "changed": True,
+                    "dagster/row_count": dg.MetadataValue.int(num_rows + buffer_rows),
+                    "num_rows": dg.MetadataValue.int(num_rows),
+                    "streaming_buffer_rows": dg.MetadataValue.int(buffer_rows),
+                    "oldest_buffer_entry": (
+                        dg.MetadataValue.timestamp(oldest) if isinstance(oldest, datetime) else None
+                    ),
+                }
+                for row in self._partitions(table, current["partitions_ms"]):
+                    pid = str(row["partition_id"])
+                    current["partitions_ms"] = max(
+                        current["partitions_ms"], int(row["last_modified_ms"])
+                    )
+                    if len(pid) == 8 and pid.isdigit():
+                        change.partitions.add(f"{pid[:4]}-{pid[4:6]}-{pid[6:]}")
+                changes[table] = change
+            new_state[table] = current
+        return changes, new_state
+
+
+def observer_for(settings: Settings) -> LakeObserver | BigQueryObserver:
+    if settings.is_local:
+        return LakeObserver(settings.lake_path)
+    from google.cloud import bigquery
+
+    client = bigquery.Client(project=settings.gcp_project, location=settings.bq_location)
+    return BigQueryObserver(client, settings.gcp_project, settings.bq_raw_dataset)
+
+
+# --- cursor and late event days -------------------------------------------------------------
+
+
+@dataclass
+class RawCursor:
+    identity: str = ""
+    tables: dict[str, Any] = field(default_factory=dict)
+    pending_days: list[str] = field(default_factory=list)
+    seq: int = 0
+    dirty: list[str] = field(default_factory=list)  # refresh_latest: tables changed since
+
+    @classmethod
+    def load(cls, text: str | None) -> "RawCursor":
+        if not text:
+            return cls()
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return cls()
+        if doc.get("v") != CURSOR_VERSION:
+            return cls()
+        return cls(
+            doc.get("id", ""),
+            doc.get("tables", {}),
+            doc.get("pending", []),
+            int(doc.get("seq", 0)),
+            doc.get("dirty", []),
+        )
+
+    def dump(self) -> str:
+        return json.dumps(
+            {
+                "v": CURSOR_VERSION,
+                "id": self.identity,
+                "tables": self.tables,
+                "pending": self.pending_days,
+                "seq": self.seq,
+                "dirty": self.dirty,
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+
+
+def late_days(
+    partitions: Iterable[str], partitions_def: dg.DailyPartitionsDefinition, now: datetime
+) -> tuple[list[str], list[str]]:
+    """(event days older than the latest partition, days outside the partition range)."""
+    keys = partitions_def.get_partition_keys(current_time=now)
+    first, latest = (keys[0], keys[-1]) if keys else (None, None)
+    late, outside = [], []
+    for value in sorted(set(partitions)):
+        try:
+            day = date.fromisoformat(value).isoformat()
+        except ValueError:
+            outside.append(value)
+            continue
+        if latest is None or first is None or day < first or day > latest:
+            outside.append(day)
+        elif day < latest:
+            late.append(day)
+    return late, outside
+
+
+def next_range(days: Sequence[str], max_days: int = MAX_DAYS_PER_RUN) -> tuple[str, str]:
+    """The first contiguous run of days (at most max_days)."""
+    ordered = sorted(set(days))
+    start = end = date.fromisoformat(ordered[0])
+    for value in ordered[1:]:
+        day = date.fromisoformat(value)
+        if day != end + timedelta(days=1) or (day - start).days >= max_days:
+            break
+        end = day
+    return start.isoformat(), end.isoformat()
+
+
+IN_FLIGHT = (
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+)
+
+
+def refresh_in_flight(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey]) -> str | None:
+    """Id of a queued/running run or requested backfill that refreshes any of `keys`."""
+    wanted = set(keys)
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=list(IN_FLIGHT)), limit=200):
+        selection = run.asset_selection
+        if selection is not None and selection & wanted:
+            return run.run_id
+        if selection is None and run.job_name.startswith("__"):
+            return run.run_id  # an implicit asset job over every asset (e.g. dg.materialize)
+    from dagster._core.execution.backfill import BulkActionStatus
+
+    for backfill in instance.get_backfills(status=BulkActionStatus.REQUESTED, limit=50):
+        selection = set(backfill.asset_selection or [])
+        if not selection or selection & wanted:
+            return backfill.backfill_id
+    return None
+
+
+# Checks that need more than the refreshed table (the source database, a drained stream)
+# run from their own job, not along with every refresh.
+STANDALONE_CHECKS = frozenset({"reconciles_with_source"})
+
+
+def _ride_along_checks(
+    context: dg.SensorEvaluationContext, keys: Sequence[dg.AssetKey]
+) -> list[dg.AssetCheckKey] | None:
+    repository = getattr(context, "repository_def", None)
+    if repository is None:
+        return None
+    wanted = set(keys)
+    return [
+        check
+        for check in repository.asset_graph.asset_check_keys
+        if check.asset_key in wanted and check.name not in STANDALONE_CHECKS
+    ]
+
+
+def _request(
+    cursor: "RawCursor",
+    kind: str,
+    start: str,
+    end: str,
+    keys: Sequence[dg.AssetKey],
+    check_keys: Sequence[dg.AssetCheckKey] | None = None,
+) -> dg.RunRequest:
+    """One run over the event days start..end (one partition, or a single-run range)."""
+    cursor.seq += 1
+    tags = warehouse_tags()
+    if kind == "late":
+        tags[LATE_DAYS_TAG] = f"{start}...{end}"
+    run_key = f"{'late-event-days' if kind == 'late' else 'latest-event-day'}-{cursor.seq}"
+    if start == end:
+        return dg.RunRequest(
+            run_key=run_key,
+            asset_selection=list(keys),
+            asset_check_keys=check_keys,
+            partition_key=start,
+            tags=tags,
+        )
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    tags |= {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
+    return dg.RunRequest(
+        run_key=run_key, asset_selection=list(keys), asset_check_keys=check_keys, tags=tags
+    )
+
+
+def _downstream(
+    context: dg.SensorEvaluationContext, tables: Iterable[str], candidates: Sequence[dg.AssetKey]
+) -> list[dg.AssetKey]:
+    """The candidate keys downstream of these raw tables (all candidates without a graph)."""
+    repository = getattr(context, "repository_def", None)
+    if repository is None or not candidates:
+        return list(candidates)
+    selection = dg.AssetSelection.assets(*(raw_asset_key(t) for t in tables)).downstream()
+    found = selection.resolve(repository.asset_graph)
+    return [key for key in candidates if key in found]
+
+
+def evaluate_raw_tables(
+    context: dg.SensorEvaluationContext,
+    observer: LakeObserver | BigQueryObserver,
+    *,
+    refresh_keys: Sequence[dg.AssetKey],
+    partitions_def: dg.DailyPartitionsDefinition,
+    now: datetime | None = None,
+    refresh_latest: bool = False,
+    whole_table_keys: Sequence[dg.AssetKey] = (),
+) -> dg.SensorResult:
+    """One tick. `refresh_keys` are the day-partitioned assets whose late days this sensor
+    refreshes. With `refresh_latest` the sensor also refreshes the latest day and the
+    `whole_table_keys` downstream of what changed, in one run per tick (for deployments that
+    do not use declarative automation for them; see the module docstring)."""
+    now = now or datetime.now(UTC)
+    cursor = RawCursor.load(context.cursor)
+    baseline = cursor.identity != observer.identity
+    if baseline:  # first tick (or another lake/dataset): report what is there, queue nothing
+        cursor = RawCursor(identity=observer.identity, seq=cursor.seq, dirty=cursor.dirty)
+    changes, cursor.tables = observer.observe(cursor.tables)
+
+    events: list[dg.AssetMaterialization] = []
+    for table, change in sorted(changes.items()):
+        if not change.has_new_data:
+            continue
+        metadata = change.metadata()
+        if table == EVENT_TABLE:
+            late, outside = late_days(change.partitions, partitions_def, now)
+            metadata["late_event_days"] = dg.MetadataValue.json(late)
+            if outside:
+                metadata["event_days_outside_partitions"] = dg.MetadataValue.json(outside)
+            if not baseline:
+                cursor.pending_days = sorted(set(cursor.pending_days) | set(late))
+        if refresh_latest:
+            cursor.dirty = sorted(set(cursor.dirty) | {table})
+        events.append(
+            dg.AssetMaterialization(
+                asset_key=raw_asset_key(table),
+                metadata=metadata,
+                description=(
+                    "first observation of the existing raw data"
+                    if baseline
+                    else f"{change.new_files or 'new'} new file(s) / rows landed"
+                ),
+            )
+        )
+
+    run_requests: list[dg.RunRequest] = []
+    waiting_on = None
+    if cursor.pending_days or cursor.dirty:
+        watched = [*refresh_keys, *whole_table_keys] if refresh_latest else list(refresh_keys)
+        waiting_on = refresh_in_flight(context.instance, watched)
+    if waiting_on is None and cursor.pending_days:  # late days first: rare, and quick
+        start, end = next_range(cursor.pending_days)
+        keys = list(refresh_keys)
+        if refresh_latest:
+            keys += _downstream(context, [EVENT_TABLE], whole_table_keys)
+        run_requests.append(
+            _request(cursor, "late", start, end, keys, _ride_along_checks(context, keys))
+        )
+        cursor.pending_days = [d for d in cursor.pending_days if not start <= d <= end]
+    elif waiting_on is None and cursor.dirty:
+        whole = _downstream(context, cursor.dirty, whole_table_keys)
+        days = partitions_def.get_partition_keys(current_time=now)
+        if EVENT_TABLE in cursor.dirty and days:
+            keys = [*refresh_keys, *whole]
+            run_requests.append(
+                _request(
+                    cursor, "latest", days[-1], days[-1], keys, _ride_along_checks(context, keys)
+                )
+            )
+        elif whole:  # only CDC / dead letters changed: whole tables, no partition
+            cursor.seq += 1
+            run_requests.append(
+                dg.RunRequest(
+                    run_key=f"whole-tables-{cursor.seq}",
+                    asset_selection=whole,
+                    asset_check_keys=_ride_along_checks(context, whole),
+                    tags=warehouse_tags(),
+                )
+            )
+        cursor.dirty = []
+
+    if not events and not run_requests:
+        reason = "no new raw data"
+        if waiting_on:
+            reason += f"; refreshes wait for {waiting_on}"
+        return dg.SensorResult(skip_reason=reason, cursor=cursor.dump())
+    return dg.SensorResult(asset_events=events, run_requests=run_requests, cursor=cursor.dump())
+
+
+def raw_sensor_definitions(
+    observer_factory: Callable[[Settings], LakeObserver | BigQueryObserver] | None = None,
+    minimum_interval_seconds: int | None = None,
+    refresh_latest: bool = False,
+) -> list:
+    """The raw sensor, to merge as `Definitions(sensors=raw_sensor_definitions())`.
+
+    Default: it reports raw materializations and refreshes late event days; declarative
+    automation refreshes the latest day and the whole-table models. `refresh_latest=True`
+    makes the sensor request those refreshes itself, one run per tick (latest day of the
+    partitioned models + the whole-table models downstream of what changed): use it only
+    with the automation conditions of the dbt assets removed, or both would refresh them.
+    """
+    from platform_assets.dbt.assets import dbt_event_models, dbt_models
+
+    def by_name(keys: Iterable[dg.AssetKey]) -> list[dg.AssetKey]:
+        return sorted(keys, key=lambda k: k.to_user_string())
+
+    refresh_keys = by_name(dbt_event_models.keys)
+    whole_table_keys = by_name(dbt_models.keys) if refresh_latest else []
+    make_observer = observer_factory or observer_for
+    target = (
+        dg.AssetSelection.assets(dbt_event_models, dbt_models)
+        if refresh_latest
+        else dg.AssetSelection.assets(dbt_event_models)
+    )
+
+    @dg.sensor(
+        name=SENSOR_NAME,
+        minimum_interval_seconds=minimum_interval_seconds or _interval_seconds(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        target=target,
+        description="Reports new data in the raw tables (lake files or BigQuery metadata) and "
+        "refreshes late event days of the day-partitioned staging models.",
+    )
+    def raw_tables_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        started = time.monotonic()
+        result = evaluate_raw_tables(
+            context,
+            make_observer(get_settings()),
+            refresh_keys=refresh_keys,
+            partitions_def=daily_partitions(),
+            refresh_latest=refresh_latest,
+            whole_table_keys=whole_table_keys,
+        )
+        context.log.debug(f"raw sensor tick took {time.monotonic() - started:.2f}s")
+        return result
+
+    return [raw_tables_sensor]
