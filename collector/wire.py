@@ -9,7 +9,7 @@ collector's work. The two messages involved are tiny and stable:
 
 so the collector writes their wire encoding itself (a map entry is a nested message
 `{key = 1; value = 2}`), reusing the attribute entries that are the same for a whole request
-(source, received_at) or for every event of a type. `tests/test_collector_unit.py` checks
+(source, received_at) or for every event of a type. `tests/collector/test_collector_unit.py` checks
 the bytes against the protobuf runtime. An encoded `PublishRequest` is also the spool's
 record format: a replay sends exactly the bytes that could not be sent the first time.
 """

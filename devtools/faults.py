@@ -29,6 +29,8 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from streaming.raw.writer import ParquetRawWriter
+
 FAULT_TYPES = (
     "late_data",
     "volume_drop",
@@ -180,8 +182,6 @@ def inject_orphaned_order_items(
     does not exist (CDC updates appended to the raw lake through the raw writer).
     Returns how many order lines were changed."""
     import duckdb
-
-    from streaming.raw.writer import ParquetRawWriter
 
     writer = ParquetRawWriter(lake_path)
     modulo = max(1, round(share * 10))

@@ -28,8 +28,10 @@ from devtools.services import (
     start_pubsub_emulator,
     wait_for_port,
 )
+from devtools.sourcedb.migrate import migrate
 from devtools.sourcedb.server import LocalPostgres
 from platform_core.settings import Settings
+from streaming.beam.pubsub_admin import ensure_subscriptions
 
 
 def _wait_for_log(child: ChildProcess, text: str, timeout: float) -> None:
@@ -66,8 +68,6 @@ class LocalStack:
 
     def start_transport(self) -> None:
         """Emulator with the Beam subscriptions, PostgreSQL (migrated), Kafka, Beam, collector."""
-        from devtools.sourcedb.migrate import migrate
-        from streaming.beam.pubsub_admin import ensure_subscriptions
 
         s = self.settings
         self.emulator = start_pubsub_emulator(self.log_dir)

@@ -15,8 +15,9 @@ import dagster as dg
 from platform_assets import definitions as platform
 from platform_assets.dbt.assets import dbt_event_models, dbt_models, dbt_resource
 from platform_assets.definitions import platform_assets
-from platform_assets.raw.sensors import raw_sensor_definitions
+from platform_assets.raw.sensors import build_raw_sensor
 from platform_assets.warehouse_runs import warehouse_tags
+from platform_core.settings import get_settings
 
 WHOLE_TABLE_EAGER = dg.AutomationCondition.eager().without(
     ~dg.AutomationCondition.any_deps_missing()
@@ -40,8 +41,9 @@ def _automation_defs() -> dg.Definitions:
     )
     return dg.Definitions(
         assets=[*specs, event_models, whole_tables],
-        sensors=[*raw_sensor_definitions(), automation],  # the sensor still does late days
-        resources={"dbt": dbt_resource()},
+        # the sensor still does late days
+        sensors=[build_raw_sensor(get_settings()), automation],
+        resources={"dbt": dbt_resource(get_settings())},
     )
 
 

@@ -18,10 +18,11 @@ import threading
 import time
 from pathlib import Path
 
+from devtools.cdc.processes import ChildProcess, spawn
+from platform_core.settings import get_settings
+
 
 def _wait_file(path: Path, child: object, timeout: float = 120) -> str:
-    from devtools.cdc.processes import ChildProcess
-
     assert isinstance(child, ChildProcess)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -34,9 +35,6 @@ def _wait_file(path: Path, child: object, timeout: float = 120) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from devtools.cdc.processes import ChildProcess, spawn
-    from platform_core.settings import get_settings
-
     parser = argparse.ArgumentParser(prog="python -m devtools.cdc")
     parser.add_argument("--sink", choices=("raw", "pubsub"), default="raw")
     parser.add_argument("--capture-metrics-port", type=int, default=9465)
@@ -114,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
         for child in reversed(children):  # bridge first: it flushes and commits on SIGTERM
             child.stop(60)
     return 0
-
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
+from platform_core.settings import get_settings
+
 
 def start_cluster(brokers: int = 1) -> tuple[Producer, str]:
     """A mock cluster owned by a client handle in this process, and its bootstrap address."""
@@ -44,8 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     address_file = args.address_file
     if address_file is None:
-        from platform_core.settings import get_settings
-
         address_file = get_settings().kafka_address_file
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -19,44 +19,43 @@ from typing import Any
 
 import dagster as dg
 
+from devtools.faults import inject_orphaned_order_items
+from devtools.slack_webhook import LocalWebhook
+from platform_assets.quality.alerts import SlackAlerts, deliver_alerts
+from platform_assets.quality.definitions import quality_resources
+from platform_assets.quality.history import history_for
 from platform_core.settings import Settings, get_settings
 
 DEMO_FAULT_CHECK = ("staging/stg_order_items", "referential_integrity_product_id")
 
 
 def inject_demo_fault(settings: Settings, day: date) -> int:
-    from devtools.faults import inject_orphaned_order_items
-
     return inject_orphaned_order_items(settings.lake_path, day)
 
 
 def demo_quality_resources(simulation_end: datetime) -> dict[str, Any]:
-    from platform_assets.quality.definitions import quality_resources
-
     as_of = simulation_end.replace(tzinfo=None) + timedelta(minutes=5)
-    return quality_resources(as_of=as_of.isoformat())
+    return quality_resources(get_settings(), as_of=as_of.isoformat())
 
 
 def deliver_alerts_once(
     instance: dg.DagsterInstance, defs: dg.Definitions, out: Path | None = None
 ) -> tuple[list[dict[str, Any]], str]:
     """Run the alert sensor's logic once; returns (payloads, where they went)."""
-    from devtools.slack_webhook import LocalWebhook
-    from platform_assets.quality.alerts import SlackAlerts, deliver_alerts
 
     settings = get_settings()
     keys = sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda k: k.to_user_string())
     out = out or settings.data_path / "slack_payloads.jsonl"
     if settings.slack_webhook_url or settings.slack_bot_token:
-        sink = SlackAlerts()
+        sink = SlackAlerts.from_settings(settings)
         _, outcome = deliver_alerts(instance, keys, None, sink)
         return outcome.alerts + outcome.recoveries, sink.destination()
     with LocalWebhook(out=out) as hook:
-        deliver_alerts(instance, keys, None, SlackAlerts(webhook_url=hook.url))
+        deliver_alerts(
+            instance, keys, None, SlackAlerts.from_settings(settings, webhook_url=hook.url)
+        )
         return list(hook.payloads), f"local webhook {hook.url} (copied to {out})"
 
 
 def failed_history_rows(limit: int = 10) -> list[dict[str, Any]]:
-    from platform_assets.quality.history import history_for
-
     return history_for(get_settings()).rows(failed_only=True, limit=limit)

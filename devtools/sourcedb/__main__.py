@@ -18,6 +18,10 @@ import threading
 import time
 from datetime import date
 
+from devtools.shop.simulator import ShopConfig, SyntheticShop
+from devtools.sourcedb.driver import replay
+from devtools.sourcedb.migrate import migrate
+from devtools.sourcedb.server import LocalPostgres
 from platform_core.settings import get_settings, resolve_source_db_dsn
 
 
@@ -26,9 +30,6 @@ def _say(message: str) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from devtools.sourcedb.migrate import migrate
-    from devtools.sourcedb.server import LocalPostgres
-
     settings = get_settings()
     data_dir = settings.data_path / "sourcedb"
     stop = threading.Event()
@@ -57,8 +58,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from devtools.sourcedb.migrate import migrate
-
     applied = migrate(resolve_source_db_dsn(get_settings(), args.dsn))
     _say(f"applied: {', '.join(applied) if applied else 'nothing (up to date)'}")
     return 0
@@ -66,9 +65,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_drive(args: argparse.Namespace) -> int:
     import psycopg
-
-    from devtools.shop.simulator import ShopConfig, SyntheticShop
-    from devtools.sourcedb.driver import replay
 
     dsn = resolve_source_db_dsn(get_settings(), args.dsn)
     config = ShopConfig(

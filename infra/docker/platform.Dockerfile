@@ -38,7 +38,10 @@ COPY pyproject.toml uv.lock README.md ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-project
 
+# Only what runs in production: the core, the services and the code location (no dev tooling,
+# tests or benchmarks; .dockerignore keeps them out of the context too).
 COPY workspace.yaml ./
+COPY platform_core ./platform_core
 COPY collector ./collector
 COPY streaming ./streaming
 COPY platform_assets ./platform_assets
@@ -58,7 +61,7 @@ RUN PATH="/app/.venv/bin:${PATH}" PLATFORM_ENV=gcp GCP_PROJECT="${GCP_PROJECT}" 
 
 # Byte-compile the project's own modules too (the site-packages are compiled by uv): the
 # containers run with a read-only root filesystem and never write .pyc files.
-RUN /app/.venv/bin/python -m compileall -q collector streaming platform_assets
+RUN /app/.venv/bin/python -m compileall -q platform_core collector streaming platform_assets
 
 # --- runtime -----------------------------------------------------------------------------------
 # checkov:skip=CKV_DOCKER_2:health is probed by Kubernetes (liveness/readiness/startup probes), not by Docker

@@ -15,12 +15,8 @@ import dagster as dg
 from platform_assets.raw.assets import raw_asset_key
 from platform_assets.warehouse_runs import warehouse_tags
 from platform_core.raw.schema import RAW_TABLES
-from platform_core.settings import get_settings
+from platform_assets.resources import PlatformResource
 from streaming.raw.compaction import DEFAULT_TARGET_BYTES, compact_lake
-
-
-def _default_min_age() -> float:
-    return get_settings().compaction_min_age.total_seconds()
 
 
 class CompactionConfig(dg.Config):
@@ -30,15 +26,21 @@ class CompactionConfig(dg.Config):
 
 
 @dg.op(description="Merge each raw partition's small Parquet files older than the grace period.")
-def compact_lake_files(context: dg.OpExecutionContext, config: CompactionConfig) -> dict:
-    settings = get_settings()
+def compact_lake_files(
+    context: dg.OpExecutionContext, config: CompactionConfig, platform: PlatformResource
+) -> dict:
+    settings = platform.settings()
     if not settings.is_local:
         context.log.info("BigQuery raw tables need no compaction; nothing to do.")
         return {}
     unknown = set(config.tables) - set(RAW_TABLES)
     if unknown:
         raise dg.Failure(f"unknown raw tables: {sorted(unknown)}")
-    min_age = config.min_age_seconds if config.min_age_seconds >= 0 else _default_min_age()
+    min_age = (
+        config.min_age_seconds
+        if config.min_age_seconds >= 0
+        else settings.compaction_min_age.total_seconds()
+    )
     report = compact_lake(
         settings.lake_path,
         config.tables or None,
@@ -87,7 +89,3 @@ compact_raw_lake_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
-
-def compaction_definitions() -> list:
-    """The compaction job and its schedule: `Definitions(jobs=[...], schedules=[...])`."""
-    return [compact_raw_lake_job, compact_raw_lake_schedule]

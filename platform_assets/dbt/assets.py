@@ -28,7 +28,7 @@ from platform_assets.dbt.project import dbt_project
 from platform_assets.partitions import daily_partitions
 from platform_assets.raw.assets import raw_asset_key
 from platform_core.durable import replace_atomically
-from platform_core.settings import get_settings
+from platform_core.settings import Settings
 
 PARTITIONED_TAG = "partitioned"
 LAYER_GROUPS = {"staging": "staging", "intermediate": "staging", "marts": "mart"}
@@ -176,14 +176,12 @@ class PlatformDbtCliResource(DbtCliResource):
     """dagster-dbt runs `dbt --version` in every run to tell dbt-core from dbt Fusion; that
     imports every adapter and asks PyPI for releases (10-20 s per run here, and in every run
     pod). The installed dbt-core gives the same answer at once. `_cli_version` is private in
-    dagster-dbt 0.29: check it on upgrades (tests/test_pipeline.py does)."""
+    dagster-dbt 0.29: check it on upgrades (tests/platform_assets/test_pipeline.py does)."""
 
     @property
     def _cli_version(self) -> version.Version:
         return version.parse(importlib.metadata.version("dbt-core"))
 
 
-def dbt_resource() -> DbtCliResource:
-    return PlatformDbtCliResource(
-        project_dir=dbt_project, target=get_settings().resolved_dbt_target
-    )
+def dbt_resource(settings: Settings) -> DbtCliResource:
+    return PlatformDbtCliResource(project_dir=dbt_project, target=settings.resolved_dbt_target)

@@ -36,7 +36,11 @@ from dagster._core.storage.asset_check_execution_record import (
     COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
 )
 
-from platform_core.settings import get_settings
+from platform_assets.genai.llm import DETERMINISTIC_LABEL
+from platform_assets.genai.quality_agent import deterministic_narrative
+from platform_assets.quality.dbt_tests import rule_for_dbt_test
+from platform_assets.resources import reveal, secret
+from platform_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -134,15 +138,15 @@ def _narrative_text(ev: Evaluation) -> tuple[str, str]:
     narrative = ev.metadata.get("narrative_json")
     narrator = ev.metadata.get("narrator", "")
     if not isinstance(narrative, dict):
-        from platform_assets.genai.llm import DETERMINISTIC_LABEL
-        from platform_assets.genai.quality_agent import deterministic_narrative
-
+        # a dbt test: the agent explains it with what it knows of that kind of failure
+        rule, kind = rule_for_dbt_test(ev.check)
         finding = {
             "asset": ev.asset,
             "check_name": ev.check,
             "passed": False,
             "severity": "error" if ev.severity == "ERROR" else "warn",
-            "rule": "dbt_test",
+            "rule": rule,
+            "kind": kind,
             "description": ev.description or f"dbt test {ev.check} failed on {ev.asset}.",
         }
         narrative = deterministic_narrative(finding).model_dump()
@@ -260,33 +264,41 @@ def recovery_payload(ev: Evaluation, ui_url: str, since: float | None) -> dict[s
 
 
 class SlackAlerts(dg.ConfigurableResource):
-    """Where alerts go. Empty fields fall back to the settings (SLACK_WEBHOOK_URL, ...).
-
-    Secrets are never resource config (the UI shows config): the bot token is only read
-    from the settings at send time.
+    """Where alerts go: the webhook, else the bot token (chat.postMessage to `channel`), else
+    the log. The two secrets are config only as `dg.EnvVar`s (SLACK_WEBHOOK_URL,
+    SLACK_BOT_TOKEN): the UI shows the variable's name, never its value.
     """
 
     webhook_url: str = ""
-    channel: str = ""
-    dagster_ui_url: str = ""
+    bot_token: str = ""
+    channel: str = "#data-alerts"
+    dagster_ui_url: str = "http://127.0.0.1:3000"
     slack_api_url: str = "https://slack.com/api/"
     suppression_minutes: int = 24 * 60
     timeout_seconds: float = 10.0
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> "SlackAlerts":
+        values: dict[str, Any] = {
+            "webhook_url": secret(settings.slack_webhook_url, "SLACK_WEBHOOK_URL"),
+            "bot_token": secret(settings.slack_bot_token, "SLACK_BOT_TOKEN"),
+            "channel": settings.slack_channel,
+            "dagster_ui_url": settings.dagster_ui_url,
+        }
+        return cls(**(values | overrides))
+
     def ui_url(self) -> str:
-        return self.dagster_ui_url or get_settings().dagster_ui_url
+        return self.dagster_ui_url
 
     def destination(self) -> str:
-        settings = get_settings()
-        if self.webhook_url or settings.slack_webhook_url:
+        if self.webhook_url:
             return "webhook"
-        if settings.slack_bot_token:
+        if self.bot_token:
             return "slack-api"
         return "log"
 
     def send(self, payload: dict[str, Any]) -> str:
-        settings = get_settings()
-        webhook = self.webhook_url or settings.slack_webhook_url
+        webhook = reveal(self.webhook_url)
         if webhook:
             import httpx
 
@@ -296,16 +308,16 @@ class SlackAlerts(dg.ConfigurableResource):
                     f"Slack webhook answered {response.status_code}: {response.text[:200]}"
                 )
             return "webhook"
-        if settings.slack_bot_token:
-            from slack_sdk import WebClient
+        if self.bot_token:
+            from slack_sdk import WebClient  # only where the bot token is used
 
             client = WebClient(
-                token=settings.slack_bot_token,
+                token=reveal(self.bot_token),
                 base_url=self.slack_api_url,
                 timeout=int(self.timeout_seconds),
             )
             client.chat_postMessage(
-                channel=self.channel or settings.slack_channel,
+                channel=self.channel,
                 text=payload["text"],
                 blocks=payload["blocks"],
             )

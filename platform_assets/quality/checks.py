@@ -20,10 +20,15 @@ from typing import Any
 
 import dagster as dg
 
+from platform_assets.genai.quality_agent import QualityNarrator
 from platform_assets.quality.config import ASSETS, AssetQuality, References, Rule
-from platform_assets.quality.results import CheckResult, fmt
+from platform_assets.quality.engine import QualityEngine, parse_as_of
+from platform_assets.quality.history import history_for
+from platform_assets.quality.results import CheckResult, fmt, jsonable
+from platform_assets.quality.warehouse import warehouse_for
+from platform_assets.resources import PlatformResource
 from platform_assets.warehouse_runs import warehouse_tags
-from platform_core.settings import get_settings
+from platform_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +50,17 @@ class QualityResource(dg.ConfigurableResource):
     history row do not depend on it).
     """
 
+    platform: PlatformResource
     as_of: str = ""
     record: bool = True
     narrate: bool = True
 
-    def engine(self, source: str = "dagster") -> Any:
-        from platform_assets.genai.quality_agent import QualityNarrator
-        from platform_assets.quality.engine import QualityEngine
-        from platform_assets.quality.history import history_for
-        from platform_assets.quality.warehouse import warehouse_for
+    @classmethod
+    def from_settings(cls, settings: Settings, **config: Any) -> "QualityResource":
+        return cls(platform=PlatformResource.from_settings(settings), **config)
 
-        settings = get_settings()
+    def engine(self, source: str = "dagster") -> QualityEngine:
+        settings = self.platform.settings()
         return QualityEngine(
             warehouse_for(settings),
             history_for(settings) if self.record else None,
@@ -65,8 +70,6 @@ class QualityResource(dg.ConfigurableResource):
         )
 
     def as_of_time(self) -> datetime | None:
-        from platform_assets.quality.engine import parse_as_of
-
         return parse_as_of(self.as_of)
 
 
@@ -123,8 +126,6 @@ def check_metadata(result: CheckResult) -> dict[str, Any]:
     if result.sample:
         meta["sample"] = dg.MetadataValue.md(markdown_table(result.sample))
     if result.details:
-        from platform_assets.quality.results import jsonable
-
         meta["details"] = dg.MetadataValue.json(jsonable(result.details))
     if not result.passed:
         meta["fingerprint"] = result.fingerprint
@@ -156,7 +157,6 @@ def to_check_result(result: CheckResult) -> dg.AssetCheckResult:
 
 def lineage_context(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> dict[str, Any]:
     """Upstream and downstream neighbours with their latest materialization and checks."""
-    from platform_assets.quality.results import jsonable
 
     try:
         graph = context.repository_def.asset_graph

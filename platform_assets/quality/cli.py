@@ -19,7 +19,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from platform_assets.genai.quality_agent import QualityNarrator
+from platform_assets.quality.config import select_assets
+from platform_assets.quality.engine import QualityEngine, parse_as_of
+from platform_assets.quality.history import history_for
 from platform_assets.quality.results import CheckResult, fmt, jsonable
+from platform_assets.quality.warehouse import warehouse_for
+from platform_core.settings import get_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STATUS_MARK = {"pass": "ok", "warn": "WARN", "fail": "FAIL", "error": "ERROR"}
@@ -92,13 +98,6 @@ def exit_code(results: Sequence[CheckResult], fail_on: str) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from platform_assets.genai.quality_agent import QualityNarrator
-    from platform_assets.quality.config import select_assets
-    from platform_assets.quality.engine import QualityEngine, parse_as_of
-    from platform_assets.quality.history import history_for
-    from platform_assets.quality.warehouse import warehouse_for
-    from platform_core.settings import get_settings
-
     settings = get_settings()
     try:
         assets = select_assets(args.asset)
@@ -124,8 +123,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from platform_assets.quality.config import select_assets
-
     rows = []
     for asset in select_assets(args.asset):
         for rule in asset.rules:
@@ -158,9 +155,6 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool, columns: Sequence[str
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from platform_assets.quality.history import history_for
-    from platform_core.settings import get_settings
-
     rows = history_for(get_settings()).rows(
         asset=args.asset, limit=args.limit, failed_only=args.failed
     )
@@ -173,9 +167,6 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_trends(args: argparse.Namespace) -> int:
-    from platform_assets.quality.history import history_for
-    from platform_core.settings import get_settings
-
     store = history_for(get_settings())
     if not hasattr(store, "trends"):
         print("trends: query the monitoring.quality_trends view in BigQuery", file=sys.stderr)

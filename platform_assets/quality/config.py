@@ -18,9 +18,12 @@ to 28 days so every weekday has 4 points, see `stats.py`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Literal
+
+from platform_assets.dbt.project import dbt_project
+from platform_assets.quality.dbt_tests import Invariants
 
 Severity = Literal["error", "warn"]
 
@@ -193,7 +196,7 @@ def _cdc(table: str) -> AssetQuality:
     )
 
 
-ASSETS: dict[str, AssetQuality] = {
+CONFIGURED: dict[str, AssetQuality] = {
     a.asset: a
     for a in (
         # --- raw: what landed ---------------------------------------------------------
@@ -343,6 +346,36 @@ ASSETS: dict[str, AssetQuality] = {
             duplicates=Duplicates(key=("cohort_week", "weeks_since_first"), blocking=True),
         ),
     )
+}
+
+
+def without_dbt_invariants(asset: AssetQuality, invariants: Invariants) -> AssetQuality:
+    """The asset's rules minus those a dbt test already checks: zero-tolerance duplicates
+    (`unique`), references (`relationships`) and whole-table nulls (`not_null`). Baselined
+    rules (a rate against its history) are different checks and stay."""
+    duplicates = asset.duplicates
+    if (
+        duplicates
+        and not duplicates.baseline
+        and invariants.covers_unique(asset.asset, duplicates.key)
+    ):
+        duplicates = None
+    nulls = asset.nulls
+    if nulls and nulls.date_column is None and nulls.max_rate == 0:
+        left = tuple(c for c in nulls.columns if not invariants.covers_not_null(asset.asset, c))
+        nulls = replace(nulls, columns=left) if left else None
+    references = tuple(
+        r
+        for r in asset.references
+        if not invariants.covers_relationship(asset.asset, r.column, r.parent, r.parent_column)
+    )
+    return replace(asset, duplicates=duplicates, nulls=nulls, references=references)
+
+
+# What the agent checks: the configuration above, minus what the dbt project tests.
+ASSETS: dict[str, AssetQuality] = {
+    key: without_dbt_invariants(asset, Invariants.from_path(dbt_project.manifest_path))
+    for key, asset in CONFIGURED.items()
 }
 
 

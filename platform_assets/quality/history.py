@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from platform_assets.quality.results import CheckResult, dumps, jsonable
+from platform_assets.quality.warehouse import to_bigquery
 from platform_core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -340,8 +341,6 @@ class BigQueryHistoryStore:
         if self._ready:
             return
         from google.cloud import bigquery
-
-        from platform_assets.quality.warehouse import to_bigquery
 
         dataset = bigquery.Dataset(f"{self.project}.{self.dataset}")
         dataset.location = self.location

@@ -16,8 +16,9 @@ from typing import Any
 import dagster as dg
 import psycopg
 
+from platform_assets.resources import PlatformResource, reveal, secret
 from platform_core.raw.schema import CDC_KEY_COLUMNS
-from platform_core.settings import ServiceUnavailable, get_settings, resolve_source_db_dsn
+from platform_core.settings import ServiceUnavailable, Settings, resolve_source_db_dsn
 from streaming.cdc.kafka import KafkaUnavailable, resolve_bootstrap
 from streaming.cdc.reconcile import (
     BigQueryWarehouse,
@@ -39,36 +40,44 @@ def staging_asset_key(table: str) -> dg.AssetKey:
 class CdcSourceResource(dg.ConfigurableResource):
     """The shop's source database and the CDC path that feeds the warehouse from it.
 
-    Empty values fall back to the settings (SOURCE_DB_DSN, KAFKA_BOOTSTRAP_SERVERS,
-    CDC_TOPIC_PREFIX) and, locally, to the addresses the local services wrote under DATA_DIR.
+    `dsn` is SOURCE_DB_DSN by name (a secret: the UI shows the variable, not the value);
+    empty means the local source database of the dev stack, found through its DSN file under
+    DATA_DIR, like `kafka_bootstrap` and the local Kafka's address file.
     """
 
+    platform: PlatformResource
     dsn: str = ""
     slot_name: str = "shop_cdc"
     kafka_bootstrap: str = ""
     bridge_group: str = "cdc-bridge"
-    topic_prefix: str = ""
+    topic_prefix: str = "shop"
     check_kafka: bool = True
     drain_timeout_seconds: float = 30.0
     max_listed_keys: int = 20
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> "CdcSourceResource":
+        values: dict[str, Any] = {
+            "platform": PlatformResource.from_settings(settings),
+            "dsn": secret(settings.source_db_dsn, "SOURCE_DB_DSN"),
+            "kafka_bootstrap": settings.kafka_bootstrap_servers,
+            "topic_prefix": settings.cdc_topic_prefix,
+        }
+        return cls(**(values | overrides))
+
     def resolved_dsn(self) -> str:
-        return resolve_source_db_dsn(get_settings(), self.dsn or None)
+        return resolve_source_db_dsn(self.platform.settings(), reveal(self.dsn) or None)
 
     def resolved_bootstrap(self) -> str | None:
         if not self.check_kafka:
             return None
         try:
-            return resolve_bootstrap(get_settings(), self.kafka_bootstrap or None)
+            return resolve_bootstrap(self.platform.settings(), self.kafka_bootstrap or None)
         except KafkaUnavailable:
             return None
 
-    def prefix(self) -> str:
-        return self.topic_prefix or get_settings().cdc_topic_prefix
 
-
-def warehouse_for_settings() -> Warehouse:
-    settings = get_settings()
+def warehouse_for_settings(settings: Settings) -> Warehouse:
     if settings.is_local:
         return DuckDBWarehouse(settings.warehouse_path, settings.lake_path)
     from google.cloud import bigquery
@@ -170,12 +179,12 @@ def cdc_reconciliation(context: dg.AssetCheckExecutionContext):
     try:
         outcome = reconcile(
             dsn=source.resolved_dsn(),
-            warehouse=warehouse_for_settings(),
+            warehouse=warehouse_for_settings(source.platform.settings()),
             tables=CDC_TABLES,
             slot=source.slot_name,
             kafka_bootstrap=source.resolved_bootstrap(),
             bridge_group=source.bridge_group,
-            topic_prefix=source.prefix(),
+            topic_prefix=source.topic_prefix,
             staging_built_at=_staging_built_at(context),
             drain_timeout=source.drain_timeout_seconds,
             max_keys=source.max_listed_keys,
@@ -196,13 +205,3 @@ def cdc_reconciliation(context: dg.AssetCheckExecutionContext):
 
 def reconciliation_checks() -> list[dg.AssetChecksDefinition]:
     return [cdc_reconciliation]
-
-
-def reconciliation_resources() -> dict[str, Any]:
-    return {RESOURCE_KEY: CdcSourceResource()}
-
-
-def reconciliation_definitions() -> dg.Definitions:
-    return dg.Definitions(
-        asset_checks=reconciliation_checks(), resources=reconciliation_resources()
-    )

@@ -27,7 +27,13 @@ from typing import Any
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from platform_core.settings import get_settings
+from streaming.beam.direct import DRAIN, direct_runner, tune_pubsub_reads
+from streaming.beam.launcher import LaunchError, dataflow_options, launch
+from streaming.beam.metrics import local_counts
 from streaming.beam.options import RawStreamOptions
+from streaming.beam.pipeline import build_pipeline, inputs
+from streaming.beam.pubsub_admin import ensure_subscriptions
+from streaming.raw.writer import ParquetRawWriter
 
 LOCAL_RUNNERS = ("DirectRunner", "BundleBasedDirectRunner")
 
@@ -83,8 +89,6 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def _status(_result: Any) -> str:
-    from streaming.beam.metrics import local_counts
-
     c = local_counts()
     keys = (
         "events_valid",
@@ -102,10 +106,6 @@ def _status(_result: Any) -> str:
 def run_local(args: argparse.Namespace, beam_args: list[str]) -> int:
     import apache_beam as beam
 
-    from streaming.beam.direct import DRAIN, direct_runner, tune_pubsub_reads
-    from streaming.beam.pipeline import build_pipeline, inputs
-    from streaming.beam.pubsub_admin import ensure_subscriptions
-
     options = PipelineOptions(beam_args)
     options.view_as(StandardOptions).streaming = True
     raw = options.view_as(RawStreamOptions)
@@ -122,7 +122,6 @@ def run_local(args: argparse.Namespace, beam_args: list[str]) -> int:
         say("subscriptions ready: " + ", ".join(paths))
     if args.setup_only:
         return 0
-    from streaming.raw.writer import ParquetRawWriter
 
     ParquetRawWriter(raw.lake_dir).ensure_tables()  # readers can resolve schemas before data
     tune_pubsub_reads(raw.pull_max_messages, raw.pull_wait_seconds)
@@ -187,14 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.runner != "DataflowRunner":
         say(f"unsupported runner {args.runner!r}: use DirectRunner or DataflowRunner")
         return 2
-    from streaming.beam.launcher import LaunchError, launch
 
     try:
         if args.setup_only or args.create_subscriptions == "true":
-            from streaming.beam.launcher import dataflow_options
-            from streaming.beam.pipeline import inputs
-            from streaming.beam.pubsub_admin import ensure_subscriptions
-
             raw = dataflow_options(beam_args).view_as(RawStreamOptions)
             ensure_subscriptions(raw.pubsub_project, [(t, s) for _l, t, s in inputs(raw)])
             if args.setup_only:

@@ -30,6 +30,9 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from platform_core.raw.schema import CDC_KEY_COLUMNS
+from streaming.cdc.kafka import cdc_topics
+from streaming.cdc.pgoutput import format_lsn, parse_lsn
+from streaming.raw.writer import ParquetRawWriter
 
 # Columns compared per table: every column of the source table (staging keeps them all).
 COMPARED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -193,8 +196,6 @@ class DuckDBWarehouse:
     def raw_max_ingested_at(self, tables: Sequence[str]) -> datetime | None:
         import duckdb
 
-        from streaming.raw.writer import ParquetRawWriter
-
         lake = ParquetRawWriter(self.lake)
         latest: datetime | None = None
         with duckdb.connect() as con:
@@ -247,8 +248,6 @@ def read_source(dsn: str, tables: Sequence[str], schema: str = "public") -> Sour
     """The source tables in one consistent snapshot, with the WAL position it was taken at."""
     import psycopg
 
-    from streaming.cdc.pgoutput import parse_lsn
-
     with psycopg.connect(dsn, options="-c timezone=UTC") as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
@@ -275,8 +274,6 @@ class DrainStatus:
 
 def slot_confirmed_lsn(dsn: str, slot: str) -> int | None:
     import psycopg
-
-    from streaming.cdc.pgoutput import parse_lsn
 
     with psycopg.connect(dsn) as conn:
         row = conn.execute(
@@ -336,7 +333,6 @@ def drain_status(
     settle_seconds: float = 2.0,
 ) -> DrainStatus:
     """Wait (up to `timeout`) for the stream to catch up with `source_lsn`; say whether it did."""
-    from streaming.cdc.pgoutput import format_lsn
 
     facts: dict[str, Any] = {"source_wal_lsn": format_lsn(source_lsn)}
     deadline = time.monotonic() + timeout
@@ -404,8 +400,6 @@ def reconcile(
     drain_timeout: float = 30.0,
     max_keys: int = 20,
 ) -> Reconciliation:
-    from streaming.cdc.kafka import cdc_topics
-
     source = read_source(dsn, tables)
     drain = drain_status(
         dsn=dsn,

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from platform_core.raw.codec import encode_raw_row
 from platform_core.settings import Settings
-from streaming.raw.writer import RawWriter
+from streaming.raw.writer import RawWriter, writer_for
 
 Batch = Mapping[str, Sequence[dict[str, Any]]]  # raw table name -> rows
 
@@ -109,8 +109,6 @@ class PubSubSink:
 def sink_for(kind: str, settings: Settings) -> CdcSink:
     """The sink named on the bridge's command line, configured from the settings."""
     if kind == "raw":
-        from streaming.raw.writer import writer_for
-
         return RawWriterSink(writer_for(settings))
     if kind == "pubsub":
         sink = PubSubSink(settings.gcp_project, settings.pubsub_cdc_topic)

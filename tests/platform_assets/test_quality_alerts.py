@@ -213,8 +213,9 @@ def test_bot_token_posts_through_the_web_api(no_slack_settings, webhook):
     no_slack_settings.setenv("SLACK_BOT_TOKEN", "xoxb-test-token")
     no_slack_settings.setenv("SLACK_CHANNEL", "#dq-test")
     get_settings.cache_clear()
-    sink = SlackAlerts(slack_api_url=webhook.url)
+    sink = SlackAlerts.from_settings(get_settings(), slack_api_url=webhook.url)
     assert sink.destination() == "slack-api"
+    assert sink.bot_token == "SLACK_BOT_TOKEN", "config names the secret, never holds it"
     assert sink.send(alert_payload(ev(1, False, 0.0), UI)) == "slack-api"
     assert webhook.paths == ["/chat.postMessage"]
     assert webhook.payloads[0]["channel"] == "#dq-test" and webhook.payloads[0]["blocks"]

@@ -220,34 +220,30 @@ def test_dead_letter_and_cdc_partitions_compact_too(tmp_path):
         )
 
 
-def test_the_dagster_job_compacts_and_observes_the_raw_assets(lake, monkeypatch):
+def test_the_dagster_job_compacts_and_observes_the_raw_assets(lake):
     from platform_assets.compaction.jobs import compact_raw_lake_job
-    from platform_core.settings import get_settings
+    from platform_assets.resources import PlatformResource
+    from platform_core.settings import Settings
 
-    monkeypatch.setenv("LAKE_DIR", str(lake))
-    monkeypatch.setenv("PLATFORM_ENV", "local")
-    get_settings.cache_clear()
+    # the run uses the lake named in its resource config, whatever this process's settings
+    settings = Settings.from_env({"LAKE_DIR": str(lake), "PLATFORM_ENV": "local"})
     before = lake_rows(lake)
-    try:
-        with dg.instance_for_test() as instance:
-            result = compact_raw_lake_job.execute_in_process(
-                instance=instance,
-                run_config={
-                    "ops": {
-                        "compact_lake_files": {
-                            "config": {"tables": ["events"], "min_age_seconds": 0}
-                        }
-                    }
-                },
-            )
-            assert result.success
-            observations = [
-                e.event_specific_data.asset_observation
-                for e in result.all_events
-                if e.event_type_value == "ASSET_OBSERVATION"
-            ]
-    finally:
-        get_settings.cache_clear()
+    with dg.instance_for_test() as instance:
+        result = compact_raw_lake_job.execute_in_process(
+            instance=instance,
+            resources={"platform": PlatformResource.from_settings(settings)},
+            run_config={
+                "ops": {
+                    "compact_lake_files": {"config": {"tables": ["events"], "min_age_seconds": 0}}
+                }
+            },
+        )
+        assert result.success
+        observations = [
+            e.event_specific_data.asset_observation
+            for e in result.all_events
+            if e.event_type_value == "ASSET_OBSERVATION"
+        ]
     assert lake_rows(lake) == before
     assert [o.asset_key.to_user_string() for o in observations] == ["raw/events"]
     meta = observations[0].metadata
@@ -257,10 +253,12 @@ def test_the_dagster_job_compacts_and_observes_the_raw_assets(lake, monkeypatch)
 
 
 def test_the_compaction_definitions_load_in_a_code_location():
-    from platform_assets.compaction.jobs import compaction_definitions
+    from platform_assets.compaction.definitions import build_defs
+    from platform_core.settings import Settings
 
-    job, schedule = compaction_definitions()
-    defs = dg.Definitions(jobs=[job], schedules=[schedule])
+    defs = build_defs(Settings(platform_env="local"))
+    (schedule,) = defs.schedules
+    assert not build_defs(Settings(platform_env="gcp")).jobs, "BigQuery needs no compaction"
     defs.get_repository_def().load_all_definitions()
     assert defs.resolve_job_def("compact_raw_lake").name == "compact_raw_lake"
     assert schedule.cron_schedule == "7,37 * * * *"

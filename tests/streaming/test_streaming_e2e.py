@@ -227,16 +227,16 @@ def stop(process: subprocess.Popen) -> int:
 def test_events_flow_from_pubsub_to_the_marts(streaming_env):
     from platform_assets.dbt.assets import dbt_resource
     from platform_assets.definitions import platform_assets
-    from platform_assets.raw.sensors import raw_sensor_definitions
+    from platform_assets.raw.sensors import build_raw_sensor
     from streaming.raw.compaction import compact_lake
 
     tmp_path, names = streaming_env
     lake = tmp_path / "lake"
     now = datetime.now(UTC).replace(microsecond=0)
     today, yesterday = now.date(), now.date() - timedelta(days=1)
-    (sensor,) = raw_sensor_definitions(minimum_interval_seconds=1, refresh_latest=True)
+    sensor = build_raw_sensor(get_settings(), minimum_interval_seconds=1, refresh_latest=True)
     defs = dg.Definitions(
-        assets=platform_assets(), sensors=[sensor], resources={"dbt": dbt_resource()}
+        assets=platform_assets(), sensors=[sensor], resources={"dbt": dbt_resource(get_settings())}
     )
     process, log = start_beam(tmp_path, names)
     try:

@@ -41,7 +41,7 @@ from streaming.cdc.reconcile import DuckDBWarehouse, drain_status
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEED = 20261126
 SHOP = ShopConfig(seed=11, days=20, sessions_per_day=1000, end_date=date(2026, 11, 20))
 TPS = 300  # simulated transactions per second into PostgreSQL (~25 s of changes)
@@ -200,8 +200,11 @@ def test_kill_and_restart_reconciles_exactly(env: dict[str, str], tmp_path: Path
             )
 
             run_dbt(env, tmp_path)
-            resource = CdcSourceResource(
-                dsn=pg.dsn(), kafka_bootstrap=kafka.bootstrap, drain_timeout_seconds=60
+            resource = CdcSourceResource.from_settings(
+                get_settings(),
+                dsn=pg.dsn(),
+                kafka_bootstrap=kafka.bootstrap,
+                drain_timeout_seconds=60,
             )
             evaluations = run_check(resource)
             for table, evaluation in evaluations.items():
@@ -264,8 +267,11 @@ def test_kill_and_restart_reconciles_exactly(env: dict[str, str], tmp_path: Path
                     " false, now(), now())"
                 )
             evaluations = run_check(
-                CdcSourceResource(
-                    dsn=pg.dsn(), kafka_bootstrap=kafka.bootstrap, drain_timeout_seconds=3
+                CdcSourceResource.from_settings(
+                    get_settings(),
+                    dsn=pg.dsn(),
+                    kafka_bootstrap=kafka.bootstrap,
+                    drain_timeout_seconds=3,
                 )
             )
             for evaluation in evaluations.values():

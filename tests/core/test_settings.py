@@ -18,7 +18,7 @@ from platform_core.settings import (
     get_settings,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ENV_VARS = {f.metadata["env"]: f.name for f in dataclasses.fields(Settings)}
 
 

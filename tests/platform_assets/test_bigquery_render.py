@@ -27,7 +27,7 @@ from dbt.adapters.bigquery.relation import BigQueryRelation  # noqa: E402
 from dbt.adapters.contracts.connection import ConnectionState  # noqa: E402
 from dbt.cli.main import dbtRunner  # noqa: E402
 
-PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 MODELS = {
     "stg_events", "stg_users", "stg_products", "stg_orders", "stg_order_items",
     "stg_order_status_history", "stg_events_dead_letter", "int_sessions", "fct_orders",

@@ -9,19 +9,19 @@ from types import SimpleNamespace
 import dagster as dg
 import pytest
 
+from platform_assets.raw.observers import BigQueryObserver, LakeObserver
 from platform_assets.raw.sensors import (
     LATE_DAYS_TAG,
     SENSOR_NAME,
-    BigQueryObserver,
-    LakeObserver,
     RawCursor,
+    build_raw_sensor,
     evaluate_raw_tables,
     late_days,
     next_range,
-    raw_sensor_definitions,
 )
 from platform_assets.warehouse_runs import WAREHOUSE_TAG_KEY
 from platform_core.raw.rows import event_row
+from platform_core.settings import get_settings
 from streaming.raw.compaction import compact_partition
 from streaming.raw.writer import ParquetRawWriter
 
@@ -316,11 +316,13 @@ def test_bigquery_metadata_drives_the_same_reports(instance):
 def test_the_sensor_definition_targets_the_partitioned_dbt_models(dbt_manifest, lake, instance):
     from platform_assets.dbt.assets import dbt_event_models, dbt_resource
 
-    (sensor,) = raw_sensor_definitions(observer_factory=lambda _s: LakeObserver(lake.lake_path))
+    sensor = build_raw_sensor(
+        get_settings(), observer_factory=lambda _s: LakeObserver(lake.lake_path)
+    )
     assert sensor.name == SENSOR_NAME
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     defs = dg.Definitions(
-        assets=[dbt_event_models], sensors=[sensor], resources={"dbt": dbt_resource()}
+        assets=[dbt_event_models], sensors=[sensor], resources={"dbt": dbt_resource(get_settings())}
     )
     context = dg.build_sensor_context(instance=instance, definitions=defs)
     day = datetime.now(UTC).date() - timedelta(days=3)
@@ -340,11 +342,15 @@ def test_refresh_latest_mode_requests_one_run_for_the_latest_day_and_whole_table
 ):
     from platform_assets.dbt.assets import dbt_event_models, dbt_models, dbt_resource
 
-    (sensor,) = raw_sensor_definitions(
-        observer_factory=lambda _s: LakeObserver(lake.lake_path), refresh_latest=True
+    sensor = build_raw_sensor(
+        get_settings(),
+        observer_factory=lambda _s: LakeObserver(lake.lake_path),
+        refresh_latest=True,
     )
     defs = dg.Definitions(
-        assets=[dbt_event_models, dbt_models], sensors=[sensor], resources={"dbt": dbt_resource()}
+        assets=[dbt_event_models, dbt_models],
+        sensors=[sensor],
+        resources={"dbt": dbt_resource(get_settings())},
     )
     today = datetime.now(UTC).date()
     lake.write("events", events(today))
@@ -385,16 +391,15 @@ def test_refresh_latest_mode_requests_one_run_for_the_latest_day_and_whole_table
 
 
 def test_refreshes_of_the_code_location_leave_the_reconciliation_to_its_own_job(
-    dbt_manifest, lake, instance, monkeypatch
+    dbt_manifest, lake, instance
 ):
     """Checks ride along with the refreshes the sensor requests, except the reconciliation,
     which needs the source database and a drained stream (it has its own job)."""
-    from platform_assets.definitions import defs
+    from platform_assets.definitions import build_definitions
     from platform_assets.raw.sensors import SENSOR_NAME
-    from platform_core.settings import get_settings
+    from platform_core.settings import Settings
 
-    monkeypatch.setenv("LAKE_DIR", str(lake.lake_path))
-    get_settings.cache_clear()
+    defs = build_definitions(Settings.from_env({"LAKE_DIR": str(lake.lake_path)}))
     sensor = defs.resolve_sensor_def(SENSOR_NAME)
     first = sensor(dg.build_sensor_context(instance=instance, definitions=defs))
     lake.write("events", events(datetime.now(UTC).date()))
@@ -403,5 +408,7 @@ def test_refreshes_of_the_code_location_leave_the_reconciliation_to_its_own_job(
     checks = set(request.asset_check_keys)
     selected = set(request.asset_selection)
     assert checks and {c.asset_key for c in checks} <= selected
-    assert dg.AssetCheckKey(dg.AssetKey(["staging", "stg_events"]), "duplicate_keys") in checks
+    events_key = dg.AssetKey(["staging", "stg_events"])
+    assert dg.AssetCheckKey(events_key, "unique_stg_events_message_id") in checks
+    assert dg.AssetCheckKey(events_key, "volume_anomaly") in checks
     assert not any(c.name == "reconciles_with_source" for c in checks)

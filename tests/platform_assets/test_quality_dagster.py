@@ -49,12 +49,15 @@ def test_injected_fault_fails_a_check_alerts_slack_and_lands_in_history(faulty_p
 
     platform, data_dir, changed = faulty_platform
     as_of = datetime.combine(platform.last_day + timedelta(days=1), time(0, 5))
-    defs = build_definitions()
+    defs = build_definitions(get_settings())
     with dg.instance_for_test() as instance:
         result = dg.materialize(
             [*platform_assets(), *quality_asset_checks()],
             instance=instance,
-            resources={**defs.resources, **quality_resources(as_of=as_of.isoformat())},
+            resources={
+                **defs.resources,
+                **quality_resources(get_settings(), as_of=as_of.isoformat()),
+            },
             tags={
                 ASSET_PARTITION_RANGE_START_TAG: (
                     platform.first_day - timedelta(days=1)

@@ -10,13 +10,14 @@ import dagster as dg
 import pytest
 
 from devtools.shop.simulator import KEY_COLUMNS
+from platform_assets.reconciliation import definitions as reconciliation_definitions
 from platform_assets.reconciliation.checks import (
     CDC_TABLES,
     check_results,
     reconciliation_checks,
-    reconciliation_definitions,
     staging_asset_key,
 )
+from platform_core.settings import Settings
 from streaming.cdc.reconcile import (
     COMPARED_COLUMNS,
     DrainStatus,
@@ -133,7 +134,9 @@ def test_check_results_with_differences_fail_with_keys() -> None:
 
 def test_definitions_load() -> None:
     specs = [dg.AssetSpec(staging_asset_key(t)) for t in CDC_TABLES]
-    defs = dg.Definitions.merge(reconciliation_definitions(), dg.Definitions(assets=specs))
+    defs = dg.Definitions.merge(
+        reconciliation_definitions.build_defs(Settings()), dg.Definitions(assets=specs)
+    )
     keys = defs.resolve_asset_graph().asset_check_keys
     assert {k.asset_key for k in keys} == {staging_asset_key(t) for t in CDC_TABLES}
     assert len(reconciliation_checks()) == 1
@@ -151,8 +154,8 @@ def test_unreachable_source_is_reported_not_raised() -> None:
         asset_checks=reconciliation_checks(),
         jobs=[job],
         resources={
-            "cdc_source": CdcSourceResource(
-                dsn="postgresql://nobody@127.0.0.1:9/none?connect_timeout=2"
+            "cdc_source": CdcSourceResource.from_settings(
+                Settings(), dsn="postgresql://nobody@127.0.0.1:9/none?connect_timeout=2"
             )
         },
     )

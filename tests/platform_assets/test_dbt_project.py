@@ -29,7 +29,7 @@ from devtools.shop.load import load_shop
 from devtools.shop.simulator import PAID_STATUSES, ShopConfig, SyntheticShop
 from streaming.raw.writer import ParquetRawWriter
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT_DIR = ROOT / "dbt_project"
 CONFIG = ShopConfig(
     seed=5,  # a seed whose ten days include refunds and cancelled orders

@@ -14,7 +14,7 @@ from test_quality_support import AS_OF, DAY, TinyPlatform
 from platform_assets.quality import checks as checks_module
 from platform_assets.quality.checks import QualityResource, build_asset_checks
 from platform_assets.quality.cli import main as cli
-from platform_assets.quality.config import ASSETS
+from platform_assets.quality.config import ASSETS, CONFIGURED
 from platform_core.settings import get_settings
 
 KEY = dg.AssetKey(["mart", "fct_orders"])
@@ -55,7 +55,7 @@ def orders(duplicate: bool = False, null_user: bool = False) -> list[dict]:
 def test_quality_definitions_merge_into_the_code_location():
     from platform_assets.definitions import build_definitions
 
-    defs = build_definitions()  # the code location merges quality_definitions()
+    defs = build_definitions(get_settings())  # the code location merges the quality feature
     graph = defs.resolve_asset_graph()
     ours = [
         k
@@ -64,12 +64,15 @@ def test_quality_definitions_merge_into_the_code_location():
     ]
     assert {k.asset_key.to_user_string() for k in ours} == set(ASSETS)
     assert all(graph.has(k.asset_key) for k in ours)
-    assert graph.get_check_spec(dg.AssetCheckKey(KEY, "duplicate_keys")).blocking
-    assert not graph.get_check_spec(dg.AssetCheckKey(KEY, "null_rate")).blocking
+    # each invariant is checked once: the dbt test owns it (blocking at ERROR), the agent
+    # drops its own rule for it and explains the dbt test's failures instead
+    assert graph.get_check_spec(dg.AssetCheckKey(KEY, "unique_fct_orders_order_id")).blocking
+    fct_orders = {k.name for k in graph.asset_check_keys if k.asset_key == KEY}
+    assert {"duplicate_keys", "null_rate"}.isdisjoint(fct_orders)
+    items = dg.AssetKey(["staging", "stg_order_items"])
+    assert dg.AssetCheckKey(items, "referential_integrity_product_id") not in graph.asset_check_keys
     ri = graph.get_check_spec(
-        dg.AssetCheckKey(
-            dg.AssetKey(["staging", "stg_order_items"]), "referential_integrity_product_id"
-        )
+        dg.AssetCheckKey(dg.AssetKey(["staging", "stg_events"]), "referential_integrity_product_id")
     )
     assert [d.asset_key for d in ri.additional_deps] == [dg.AssetKey(["staging", "stg_products"])]
     schedule = defs.resolve_schedule_def("data_quality_every_30_minutes")
@@ -92,10 +95,14 @@ def test_dagster_modules_do_not_postpone_annotations():
 
 
 def run_checks(names: list[str], instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    """The rule machinery on fct_orders' hand configuration (duplicates, nulls, volume), which
+    the code location trims to what dbt does not test."""
     defs = dg.Definitions(
         assets=[dg.AssetSpec(KEY)],
-        asset_checks=build_asset_checks(ASSETS["mart/fct_orders"]),
-        resources={"quality": QualityResource(as_of=AS_OF.isoformat())},
+        asset_checks=build_asset_checks(CONFIGURED["mart/fct_orders"]),
+        resources={
+            "quality": QualityResource.from_settings(get_settings(), as_of=AS_OF.isoformat())
+        },
         jobs=[
             dg.define_asset_job(
                 "some_checks",
@@ -147,7 +154,9 @@ def test_check_results_carry_metadata_narrative_and_a_history_row(tiny):
     assert trends == [("mart/fct_orders", 2, 1, 1)] and latest == 2
 
 
-def test_cli_exit_codes(tiny, capsys):
+def test_cli_exit_codes(tiny, capsys, monkeypatch):
+    # the hand configuration of fct_orders, with its blocking duplicate rule
+    monkeypatch.setitem(ASSETS, "mart/fct_orders", CONFIGURED["mart/fct_orders"])
     tiny.table("mart.fct_orders", orders(duplicate=True, null_user=True))
     args = ["check", "--asset", "mart/fct_orders", "--as-of", AS_OF.isoformat()]
     assert cli([*args, "--check", "duplicate_keys"]) == 1  # blocking check failed
@@ -199,6 +208,8 @@ def test_cli_record_history_and_trends(tiny, capsys):
 
 def test_volume_rule_on_the_tiny_table_is_judged(tiny):
     tiny.table("mart.fct_orders", orders())
-    engine = QualityResource(as_of=AS_OF.isoformat(), record=False, narrate=False).engine()
+    engine = QualityResource.from_settings(
+        get_settings(), as_of=AS_OF.isoformat(), record=False, narrate=False
+    ).engine()
     [volume] = engine.evaluate(ASSETS["mart/fct_orders"], checks={"volume_anomaly"}, as_of=AS_OF)
     assert volume.value == 2.0 and volume.details["day"] == date(2026, 11, 20)

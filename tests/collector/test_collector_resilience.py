@@ -31,7 +31,7 @@ from platform_core.settings import Settings
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WEB = basic("web-key")
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 TERRAFORM = INFRA / "terraform"
 K8S = INFRA / "k8s"
@@ -784,7 +784,7 @@ def test_debezium_connector_matches_what_the_bridge_parses() -> None:
     tables = config["table.include.list"].split(",")
     assert tables == [f"public.{table}" for table in KEY_COLUMNS]
     migration = (
-        ROOT / "streaming" / "sourcedb" / "migrations" / "0002_change_data_capture.sql"
+        ROOT / "devtools" / "sourcedb" / "migrations" / "0002_change_data_capture.sql"
     ).read_text()
     assert f"create publication {DEFAULT_PUBLICATION} for table" in migration
     # the password is read from a Secret at run time, never written in the configuration

@@ -21,6 +21,7 @@ from dagster._core.storage.tags import (
 
 from devtools.shop.simulator import PAID_STATUSES
 from platform_core.contract import corrected_timestamp, parse_message
+from platform_core.settings import get_settings
 
 pytestmark = pytest.mark.slow
 
@@ -259,7 +260,7 @@ def test_dbt_resource_knows_the_dbt_version_without_running_dbt(dbt_manifest):
     from platform_assets.dbt.assets import dbt_resource
 
     assert "_cli_version" in DbtCliResource.__dict__
-    resource = dbt_resource()
+    resource = dbt_resource(get_settings())
     assert str(resource._cli_version) == importlib.metadata.version("dbt-core")
 
 
