@@ -1,8 +1,8 @@
 """Render the raw layer's BigQuery tables for Terraform from `platform_core.raw.schema`.
 
-`platform_core/raw/schema.py` is the one definition of the raw tables; Terraform reads the JSON this
-script writes (`infra/terraform/schemas/raw_tables.json`), and `tests/infra/test_infra.py` checks that
-the checked-in file is what this script renders today.
+`platform_core/raw/schema.py` is the one definition of the raw tables; Terraform reads the
+JSON this script writes (`infra/terraform/schemas/raw_tables.json`), and
+`tests/infra/test_infra.py` checks that the checked-in file is what this script renders today.
 
     uv run python infra/scripts/raw_schemas.py          # rewrite the JSON
     uv run python infra/scripts/raw_schemas.py --check  # exit 1 if it is out of date

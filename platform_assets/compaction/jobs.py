@@ -13,9 +13,9 @@ No `from __future__ import annotations`: Dagster inspects the op's context annot
 import dagster as dg
 
 from platform_assets.raw.assets import raw_asset_key
+from platform_assets.resources import PlatformResource
 from platform_assets.warehouse_runs import warehouse_tags
 from platform_core.raw.schema import RAW_TABLES
-from platform_assets.resources import PlatformResource
 from streaming.raw.compaction import DEFAULT_TARGET_BYTES, compact_lake
 
 
@@ -88,4 +88,3 @@ compact_raw_lake_schedule = dg.ScheduleDefinition(
     cron_schedule="7,37 * * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
-
