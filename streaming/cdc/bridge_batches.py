@@ -83,7 +83,10 @@ class BatchDelivery:
         return self.oldest is not None and time.monotonic() - self.oldest >= self.config.max_delay
 
     def inflight_written(self) -> bool:
-        return self.inflight is not None and self.inflight.future.done()  # type: ignore[union-attr]
+        """The batch in flight is in the sink (a batch without rows, of tombstones, markers
+        or dead letters only, has nothing to write: only its offsets to commit)."""
+        batch = self.inflight
+        return batch is not None and (batch.future is None or batch.future.done())
 
     # --- batches -----------------------------------------------------------------------
 
