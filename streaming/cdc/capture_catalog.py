@@ -1,0 +1,80 @@
+"""The capture's view of the source database: the server settings it relies on (wal_level,
+the publication) and the published tables with their primary keys (the Kafka message keys)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+from streaming.cdc.capture_config import CaptureError
+from streaming.cdc.debezium import topic_for
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    schema: str
+    table: str
+    key_columns: tuple[str, ...]
+
+
+class PublicationCatalog:
+    """The publication's tables, read through the capture's ordinary (non-replication)
+    connection."""
+
+    def __init__(self, conn: psycopg.Connection, publication: str) -> None:
+        self._conn = conn
+        self.publication = publication
+        self.tables: dict[tuple[str, str], TableInfo] = {}
+
+    def check_server(self) -> None:
+        level = self._conn.execute("show wal_level").fetchone()[0]
+        if level != "logical":
+            raise CaptureError(f"wal_level is {level!r}; logical decoding needs wal_level=logical")
+        found = self._conn.execute(
+            "select 1 from pg_publication where pubname = %s", (self.publication,)
+        ).fetchone()
+        if not found:
+            raise CaptureError(
+                f"publication {self.publication!r} does not exist (run the migrations: "
+                "python -m devtools.sourcedb migrate, or the shop's own migrations)"
+            )
+
+    def current_database(self) -> str:
+        return self._conn.execute("select current_database()").fetchone()[0]
+
+    def load(self) -> None:
+        rows = self._conn.execute(
+            "select schemaname, tablename from pg_publication_tables where pubname = %s "
+            "order by schemaname, tablename",
+            (self.publication,),
+        ).fetchall()
+        self.tables = {}
+        for schema, table in rows:
+            self.tables[(schema, table)] = TableInfo(
+                schema, table, self._key_columns(schema, table)
+            )
+
+    def topics(self, prefix: str) -> list[str]:
+        return [topic_for(prefix, schema, table) for schema, table in self.tables]
+
+    def table(self, schema: str, table: str) -> TableInfo:
+        info = self.tables.get((schema, table))
+        if info is None:  # added to the publication while we run
+            info = TableInfo(schema, table, self._key_columns(schema, table))
+            self.tables[(schema, table)] = info
+        return info
+
+    def _key_columns(self, schema: str, table: str) -> tuple[str, ...]:
+        rows = self._conn.execute(
+            """
+            select a.attname
+            from pg_index i
+            join lateral unnest(i.indkey) with ordinality as k(attnum, ord) on true
+            join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+            where i.indrelid = format('%%I.%%I', %s::text, %s::text)::regclass and i.indisprimary
+            order by k.ord
+            """,
+            (schema, table),
+        ).fetchall()
+        return tuple(r[0] for r in rows)
