@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = LocalStack(settings, settings.data_path / "logs", say=say)
     with stack, dg.DagsterInstance.get() as instance:
         dsn = start_live_path(stack, lake, timeline)
-        dagster = Orchestrator(instance)
+        dagster = Orchestrator(instance, get_settings())  # now pointing at the live stack
         build_everything(dagster, lake, timeline, now)
         send_live_traffic(stack, dagster, lake, dsn, timeline)
         marts = check_marts(settings, dagster, timeline)

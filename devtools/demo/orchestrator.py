@@ -11,7 +11,13 @@ from typing import Any
 import dagster as dg
 
 from devtools.demo.console import say
-from platform_core.settings import get_settings
+from platform_assets.dbt.definitions import DBT_ASSETS
+from platform_assets.definitions import build_definitions, platform_assets
+from platform_assets.quality.checks import quality_asset_checks
+from platform_assets.raw.sensors import SENSOR_NAME
+from platform_assets.reconciliation.checks import reconciliation_checks
+from platform_assets.reconciliation.definitions import RECONCILIATION
+from platform_core.settings import Settings, get_settings
 
 
 @dataclass(frozen=True)
@@ -25,18 +31,16 @@ class CodeLocation:
     reconciliation: dg.AssetSelection
 
 
-def load_code_location() -> CodeLocation:
-    # Imported here, not at the top: the code location resolves its settings (the source
-    # database, Kafka, the dbt target) when it is imported, and the demo may import it only
-    # once SOURCE_DB_DSN and KAFKA_BOOTSTRAP_SERVERS point at the stack it started.
-    from platform_assets.definitions import DBT_ASSETS, RECONCILIATION, defs, platform_assets
-    from platform_assets.quality.checks import quality_asset_checks
-    from platform_assets.raw.sensors import SENSOR_NAME
-    from platform_assets.reconciliation.checks import reconciliation_checks
-
+def load_code_location(settings: Settings) -> CodeLocation:
+    """The code location built for these settings: the demo calls it once SOURCE_DB_DSN and
+    KAFKA_BOOTSTRAP_SERVERS point at the stack it started."""
     return CodeLocation(
-        defs=defs,
-        assets=[*platform_assets(), *quality_asset_checks(), *reconciliation_checks()],
+        defs=build_definitions(settings),
+        assets=[
+            *platform_assets(settings),
+            *quality_asset_checks(),
+            *reconciliation_checks(),
+        ],
         sensor_name=SENSOR_NAME,
         dbt_assets=DBT_ASSETS,
         reconciliation=RECONCILIATION,
@@ -47,9 +51,9 @@ class Orchestrator:
     """Dagster, driven in-process: the raw sensor's ticks and the runs they request, stored in
     the instance under DAGSTER_HOME so `make ui` shows them."""
 
-    def __init__(self, instance: dg.DagsterInstance) -> None:
+    def __init__(self, instance: dg.DagsterInstance, settings: Settings) -> None:
         self.instance = instance
-        self.location = load_code_location()
+        self.location = load_code_location(settings)
         self.defs = self.location.defs
         self.assets = self.location.assets
         self.sensor = self.defs.resolve_sensor_def(self.location.sensor_name)
