@@ -209,8 +209,51 @@ def test_drain_status(
         topics=[],
         warehouse=_Warehouse(raw_latest),
         tables=CDC_TABLES,
-        staging_built_at=built.replace(tzinfo=UTC),
+        staging_built_at={t: built.replace(tzinfo=UTC) for t in CDC_TABLES},
         timeout=0.2,
     )
     assert status.drained is drained
     assert reason in status.reason
+
+
+class _PerTableWarehouse(_Warehouse):
+    def __init__(self, latest: dict[str, datetime]) -> None:
+        self.by_table = latest
+
+    def raw_max_ingested_at(self, tables: object) -> datetime | None:
+        return max(self.by_table[t] for t in tables)  # type: ignore[attr-defined]
+
+
+def test_a_table_nobody_changed_since_its_last_build_is_drained(monkeypatch) -> None:
+    """Reproduction: at 00:50 UTC no product had changed yet today, so stg_products kept
+    yesterday's build while orders streamed in and were rebuilt; comparing the oldest build
+    with the newest raw row of any table reported every table "not drained"."""
+    from streaming.cdc import reconcile
+
+    monkeypatch.setattr(reconcile, "slot_confirmed_lsn", lambda dsn, slot: 0x200)
+    now = datetime(2026, 12, 6, 0, 50)
+    raw = {t: now - timedelta(minutes=5) for t in CDC_TABLES}
+    raw["products"] = now - timedelta(hours=20)
+    built = {t: (now - timedelta(minutes=1)).replace(tzinfo=UTC) for t in CDC_TABLES}
+    built["products"] = (now - timedelta(hours=19)).replace(tzinfo=UTC)
+    kwargs = dict(
+        dsn="unused",
+        source_lsn=0x180,
+        slot="shop_cdc",
+        kafka_bootstrap=None,
+        bridge_group="cdc-bridge",
+        topics=[],
+        tables=CDC_TABLES,
+        timeout=0.2,
+    )
+    status = reconcile.drain_status(
+        warehouse=_PerTableWarehouse(raw), staging_built_at=built, **kwargs
+    )
+    assert status.drained, status
+    # but a table whose raw moved after its build is reported, by name
+    raw["orders"] = now
+    status = reconcile.drain_status(
+        warehouse=_PerTableWarehouse(raw), staging_built_at=built, **kwargs
+    )
+    assert not status.drained and "stg_orders" in status.reason
+    assert "stg_products" not in status.reason
