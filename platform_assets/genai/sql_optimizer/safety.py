@@ -43,12 +43,17 @@ class Refused(ValueError):
         self.reason = reason
 
 
-def _describe(node: exp.Expression) -> str:
+LABELS = {
+    "TruncateTable": "TRUNCATE", "LoadData": "LOAD DATA", "Export": "EXPORT DATA",
+    "EndStatement": "END",
+}  # fmt: skip
+
+
+def _label(node: exp.Expression) -> str:
     if isinstance(node, exp.Command):
-        return f"{str(node.this).upper()} statement"
-    labels = {"TruncateTable": "TRUNCATE", "LoadData": "LOAD DATA", "Export": "EXPORT DATA"}
+        return str(node.this).upper()
     name = type(node).__name__
-    return f"{labels.get(name, name.upper())} statement"
+    return LABELS.get(name, name.upper())
 
 
 def _statements(sql: str) -> list[exp.Expression]:
@@ -73,7 +78,7 @@ def parse_read_only(sql: str) -> exp.Expression:
     if not statements:
         raise Refused("no SQL statement found")
     if len(statements) > 1:
-        kinds = ", ".join(type(s).__name__.upper() for s in statements)
+        kinds = ", ".join(_label(s) for s in statements)
         raise Refused(
             f"{len(statements)} statements ({kinds}): multi-statement input is refused; "
             "give one SELECT query"
@@ -82,12 +87,12 @@ def parse_read_only(sql: str) -> exp.Expression:
     for node in statement.walk():
         if isinstance(node, WRITING_NODES):
             raise Refused(
-                f"{_describe(node)} writes or changes state: the optimizer only reads "
+                f"{_label(node)} statement writes or changes state: the optimizer only reads "
                 "(one SELECT query)"
             )
     if not isinstance(statement, READ_ONLY_ROOTS):
         raise Refused(
-            f"{type(statement).__name__.upper()} is not a query: only a single SELECT is accepted"
+            f"{_label(statement)} is not a query: only a single SELECT is accepted"
         )
     for select in statement.find_all(exp.Select):
         if select.args.get("into"):
