@@ -4,6 +4,7 @@ import dagster as dg
 
 from platform_assets.compaction_assets import compact_raw_lake_job, compact_raw_lake_schedule
 from platform_assets.dbt import dbt_event_models, dbt_models, dbt_resource
+from platform_assets.genai.sql_optimizer.definitions import build_defs as sql_optimizer_defs
 from platform_assets.quality.definitions import quality_definitions
 from platform_assets.raw_assets import raw_asset_specs
 from platform_assets.raw_sensors import raw_sensor_definitions
@@ -61,6 +62,7 @@ def build_definitions() -> dg.Definitions:
         ),
         reconciliation_definitions(),
         quality_definitions(),
+        sql_optimizer_defs(get_settings()),
     )
 
 
