@@ -91,9 +91,7 @@ def parse_read_only(sql: str) -> exp.Expression:
                 "(one SELECT query)"
             )
     if not isinstance(statement, READ_ONLY_ROOTS):
-        raise Refused(
-            f"{_label(statement)} is not a query: only a single SELECT is accepted"
-        )
+        raise Refused(f"{_label(statement)} is not a query: only a single SELECT is accepted")
     for select in statement.find_all(exp.Select):
         if select.args.get("into"):
             raise Refused("SELECT ... INTO writes a table: the optimizer only reads")
