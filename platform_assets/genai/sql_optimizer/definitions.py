@@ -82,6 +82,7 @@ def build_defs(settings: Any) -> dg.Definitions:
         key=AUDIT_KEY,
         group_name="genai",
         kinds={"python", "sql"},
+        owners=["team:data-platform"],
         description="SQL optimizer audit of every dbt model and analysis: findings, estimated "
         "bytes and verified rewrites (sql-optimizer audit).",
     )
