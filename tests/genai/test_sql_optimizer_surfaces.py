@@ -125,3 +125,34 @@ def test_the_code_location_carries_the_audit() -> None:
 
     assert defs.resolve_asset_graph().has(optimizer_defs.AUDIT_KEY)
     assert defs.resolve_sensor_def("sql_optimizer_after_prepare")
+
+
+class DryRunClient:
+    """Stands in for google.cloud.bigquery.Client (no BigQuery here): answers dry runs with a
+    fixed byte count and records the job configuration it was given."""
+
+    def __init__(self, processed: int) -> None:
+        self.processed = processed
+        self.configs: list[Any] = []
+
+    def query(self, sql: str, job_config: Any = None, location: str | None = None) -> Any:
+        self.configs.append(job_config)
+        return type("Job", (), {"total_bytes_processed": self.processed})()
+
+
+def test_on_gcp_bytes_come_from_a_dry_run_and_nothing_is_verified_locally(
+    bigquery_manifest: dict[str, Any],
+) -> None:
+    from platform_assets.genai.sql_optimizer.optimizer import build_optimizer
+    from platform_assets.settings import Settings
+
+    client = DryRunClient(processed=123_456)
+    settings = Settings(platform_env="gcp", llm_provider="deterministic")
+    optimizer = build_optimizer(settings, manifest=bigquery_manifest, bigquery_client=client)
+    report = optimizer.optimize(
+        "select count(*) from mart.fct_orders where extract(year from order_date) = 2026", "q"
+    )
+    assert report.bytes_before == 123_456
+    assert all(c.dry_run and not c.use_query_cache for c in client.configs)
+    assert report.rewrite is not None and not report.rewrite.verified
+    assert "no local warehouse" in report.rewrite.verification

@@ -112,13 +112,18 @@ def qualify_query(tree: exp.Expression, schema: WarehouseSchema) -> exp.Expressi
         raise SchemaMismatch(f"does not resolve against the warehouse schema: {error}") from None
 
 
-def inline_ctes(tree: exp.Expression) -> exp.Expression:
-    """Every reference to a (non-recursive) CTE becomes a copy of its body."""
-    for query in list(tree.find_all(exp.Query)):
+def _next_with(tree: exp.Expression) -> exp.Query | None:
+    for query in tree.find_all(exp.Query):
         with_ = query.args.get("with_")
-        if not with_ or with_.recursive:
-            continue
-        ctes = list(with_.expressions)
+        if with_ and not with_.recursive:
+            return query
+    return None
+
+
+def inline_ctes(tree: exp.Expression) -> exp.Expression:
+    """Every reference to a (non-recursive) CTE becomes a copy of its body, nested WITHs too."""
+    while (query := _next_with(tree)) is not None:
+        ctes = list(query.args["with_"].expressions)
         query.set("with_", None)
         for index, cte in enumerate(ctes):
             later = [c.this for c in ctes[index + 1 :]] + [query]
