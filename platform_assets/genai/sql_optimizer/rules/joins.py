@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, traverse_scope
@@ -17,6 +18,9 @@ from platform_assets.genai.sql_optimizer.rules.base import (
     scan_line,
     source_line,
 )
+from platform_assets.genai.sql_optimizer.schema import TableInfo
+
+Lookup = Callable[[exp.Table], TableInfo | None]
 
 # aggregates whose result changes when their input rows are duplicated by a join
 FAN_OUT_SENSITIVE = (exp.Sum, exp.Avg, exp.Count, exp.CountIf, exp.ArrayAgg, exp.GroupConcat)
@@ -50,10 +54,12 @@ def repeated_scan(model: QueryModel) -> list[Finding]:
     return findings
 
 
-def unique_keys(source: object, schema_lookup: object = None) -> list[frozenset[str]]:
-    """Column sets known to be unique in a source (empty set: at most one row)."""
+def unique_keys(source: object, lookup: Lookup) -> list[frozenset[str]]:
+    """Column sets known to be unique in a source (the empty set: at most one row). Tables:
+    their dbt `unique` tests; derived tables: GROUP BY keys, DISTINCT, a single aggregate
+    row, or the unique columns of the one table they project."""
     if isinstance(source, exp.Table):
-        info = schema_lookup(source) if callable(schema_lookup) else None
+        info = lookup(source)
         return [frozenset([c]) for c in sorted(info.unique_columns)] if info else []
     if not isinstance(source, Scope) or not isinstance(source.expression, exp.Select):
         return []
@@ -77,7 +83,7 @@ def unique_keys(source: object, schema_lookup: object = None) -> list[frozenset[
     }
     return [
         frozenset(renamed[c] for c in key)
-        for key in unique_keys(inner, schema_lookup)
+        for key in unique_keys(inner, lookup)
         if all(c in renamed for c in key)
     ]
 
