@@ -7,17 +7,21 @@ in batches (by size or age) through a `CdcSink`. Offsets are committed only afte
 acknowledged the batch, so a crash replays, never skips: raw is at-least-once and staging
 deduplicates (same pk + LSN).
 
-A record that cannot be read (`DebeziumParseError`, or a table the raw layer does not know)
-goes to the dead-letter topic ``<prefix>.dlq`` unchanged, with Kafka Connect's error headers
-(``__connect.errors.topic`` / ``partition`` / ``offset`` / ``exception.message`` ...); its offset
-is committed only once the dead letter is acknowledged. SIGTERM delivers what is buffered,
-commits and leaves the group (well within 60 s). Prometheus metrics: consumer lag, changes,
-batch latency, dead letters, commit-to-raw lag.
+A record that cannot be turned into a raw row (`bridge_records.read_change`: an envelope the
+parser rejects, a table the raw layer does not know, a row that does not fit the raw schema, or
+any other exception its content causes) goes to the dead-letter topic ``<prefix>.dlq``
+unchanged, with Kafka Connect's error headers (``__connect.errors.topic`` / ``partition`` /
+``offset`` / ``exception.class.name`` / ``exception.message`` ...); its offset is committed only
+once the dead letter is acknowledged. No record's content can crash (or crash-loop) the bridge.
+SIGTERM delivers what is buffered, commits and leaves the group (well within 60 s). Prometheus
+metrics: consumer lag (of the partitions this member owns), changes, batch latency, dead
+letters, commit-to-raw lag.
 """
 
 # The bridge's parts, each in a module of its own next to this one:
 #   bridge_config        BridgeConfig, BridgeStats, BridgeError, DEFAULT_GROUP
 #   bridge_batches       the row buffer, batches written by one thread, offsets committed after
+#   bridge_records       a Kafka record -> its raw row, or why it is a poison record
 #   bridge_dead_letters  the dead-letter topic and Kafka Connect's error headers
 #   bridge_metrics       Prometheus metrics
 # This module is the consumer loop (`Bridge.run`), group membership, and the command line.
@@ -37,7 +41,6 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from prometheus_client import start_http_server
 
-from platform_core.raw.schema import RAW_TABLES
 from platform_core.settings import Settings, get_settings
 from streaming.cdc.bridge_batches import BatchDelivery, Partition
 from streaming.cdc.bridge_config import (
@@ -49,7 +52,7 @@ from streaming.cdc.bridge_config import (
 )
 from streaming.cdc.bridge_dead_letters import DeadLetters
 from streaming.cdc.bridge_metrics import BridgeMetrics
-from streaming.cdc.debezium import DebeziumParseError, parse_record
+from streaming.cdc.bridge_records import PoisonRecord, read_change
 from streaming.cdc.kafka import producer_config, resolve_bootstrap
 from streaming.cdc.sinks import CdcSink, sink_for
 
@@ -194,23 +197,22 @@ class Bridge:
         self._batches.record_read()
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         try:
-            record = parse_record(message.key(), message.value())
-            if record is not None and f"cdc_{record.table}" not in RAW_TABLES:
-                raise DebeziumParseError(f"no raw table for source table {record.table!r}")
-        except DebeziumParseError as parse_error:
-            self._dead_letters.send(message, str(parse_error))
+            change = read_change(
+                message.key(),
+                message.value(),
+                ingested_at=self._clock(),
+                topic=topic,
+                partition=partition,
+                offset=offset,
+            )
+        except PoisonRecord as poison:
+            self._dead_letters.send(message, poison.reason, poison.kind)
             self.stats.dead_letters += 1
         else:
-            if record is None:
+            if change is None:
                 self.stats.skipped += 1
             else:
-                row = record.to_raw_row(
-                    ingested_at=self._clock(),
-                    kafka_topic=topic,
-                    kafka_partition=partition,
-                    kafka_offset=offset,
-                )
-                self._batches.add_row(f"cdc_{record.table}", row)
+                self._batches.add_row(change.table, change.row)
         self._batches.mark_done(topic, partition, offset)
 
     def _consumer_error(self, message: Message, error: KafkaError) -> None:
