@@ -68,6 +68,17 @@ __all__ = [
 
 log = logging.getLogger(BRIDGE_LOGGER)
 
+# Commit errors that mean "this member's generation ended": the partitions are being handed out
+# again, and whoever owns them next resumes from the last committed offset.
+_GROUP_CHANGING = frozenset(
+    {
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError._ASSIGNMENT_LOST,
+    }
+)
+
 
 class Bridge:
     def __init__(
@@ -240,10 +251,18 @@ class Bridge:
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as error:
-            # Rows are delivered but their offsets are not committed: they come again after
-            # a restart (duplicates that staging removes). Never carry on past this silently.
+            # Rows are delivered but their offsets are not committed: they come again (to this
+            # member or to the partition's next owner), duplicates that staging removes.
+            if error.args and error.args[0].code() in _GROUP_CHANGING:
+                # the group is rebalancing: nothing is lost by carrying on, and exiting would
+                # turn every rebalance into a restart (and another rebalance)
+                log.warning("offsets not committed while the group changes: %s", error)
+                self.stats.uncommitted += 1
+                return
             raise BridgeError(f"offset commit failed: {error}") from error
         self.stats.commits += 1
+        if self.metrics:
+            self.metrics.committed(positions)
 
     # --- group membership --------------------------------------------------------------
 
@@ -259,9 +278,13 @@ class Bridge:
         for tp in committed:
             offset = tp.offset if tp.offset >= 0 else -2  # OFFSET_BEGINNING
             start.append(TopicPartition(tp.topic, tp.partition, offset))
+        if self.metrics:
+            self.metrics.own((tp.topic, tp.partition, tp.offset) for tp in committed)
         consumer.assign(start)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self.metrics:
+            self.metrics.disown((p.topic, p.partition) for p in partitions)
         if self._failed:
             return
         log.info("revoked %d partitions: delivering what is buffered first", len(partitions))
@@ -270,6 +293,8 @@ class Bridge:
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         lost = {(p.topic, p.partition) for p in partitions}
         log.warning("lost %d partitions", len(lost))
+        if self.metrics:
+            self.metrics.disown(lost)
         self._batches.drop_lost(lost)
 
     def _close(self) -> None:

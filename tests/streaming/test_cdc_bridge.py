@@ -285,11 +285,15 @@ def hostile(prefix: str) -> list[tuple[str, bytes | None, bytes]]:
 
 def dead_letters(bootstrap: str, prefix: str, count: int) -> list[Any]:
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "dlq-reader", "auto.offset.reset": "earliest"}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{prefix}-dlq-reader",
+            "auto.offset.reset": "earliest",
+        }
     )
     consumer.subscribe([dead_letter_topic(prefix)])
     letters = []
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while len(letters) < count and time.monotonic() < deadline:
         message = consumer.poll(1)
         if message is not None and message.error() is None:
@@ -393,6 +397,73 @@ def test_metrics(kafka: str, prefix: str) -> None:
     assert value("cdc_bridge_dead_letters_total", {"topic": f"{prefix}.public.orders"}) == 1
     assert value("cdc_bridge_batch_seconds_count") >= 1
     assert value("cdc_bridge_source_to_raw_seconds_count") == 2
+
+
+def lag_series(metrics: BridgeMetrics) -> set[tuple[str, str]]:
+    return {
+        (sample.labels["topic"], sample.labels["partition"])
+        for family in metrics.registry.collect()
+        if family.name == "cdc_bridge_consumer_lag"
+        for sample in family.samples
+    }
+
+
+def test_lag_is_reported_once_per_partition_after_a_rebalance(kafka: str, prefix: str) -> None:
+    """Two members of one group: each partition's lag series lives in exactly one of them.
+    Before the fix the first member kept the series of the partitions it handed over, so a
+    sum over pods counted them twice."""
+    topic = f"{prefix}.public.orders"
+    produce(kafka, prefix, [change(prefix, "c", i, i) for i in range(1, 41)])
+    partitions = {(topic, str(tp.partition)) for tp in existing_partitions(kafka, topic)}
+    assert len(partitions) >= 2  # the mock cluster makes 4
+    fast_stats = {"statistics.interval.ms": 300}
+    members = []
+    try:
+        for _ in range(2):
+            metrics = BridgeMetrics()
+            bridge = Bridge(
+                config(kafka, prefix, topics=[topic], consumer=fast_stats), RecordingSink(), metrics
+            )
+            thread = threading.Thread(target=bridge.run, daemon=True)
+            thread.start()
+            members.append((bridge, metrics, thread))
+            if len(members) == 1:  # the first one alone reports every partition
+                wait_until(lambda m=metrics: lag_series(m) == partitions, "the first member's lag")
+
+        def split_once() -> bool:
+            first, second = (lag_series(m) for _, m, _ in members)
+            return bool(first) and bool(second) and first | second == partitions
+
+        wait_until(
+            split_once,
+            lambda: f"both members to report lag: {[lag_series(m) for _, m, _ in members]}",
+        )
+        time.sleep(1.5)  # a few more statistics callbacks: no stale series comes back
+        first, second = (lag_series(m) for _, m, _ in members)
+        assert not first & second, f"reported twice: {first & second}"
+        assert first | second == partitions
+        assert all(thread.is_alive() for _, _, thread in members), "a member stopped"
+    finally:
+        for bridge, _, thread in members:
+            bridge.stop()
+            thread.join(60)
+
+
+def existing_partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "metadata"})
+    try:
+        return existing(consumer, [topic])
+    finally:
+        consumer.close()
+
+
+def wait_until(condition: Any, what: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, (
+            f"timed out waiting for {what() if callable(what) else what}"
+        )
+        time.sleep(0.1)
 
 
 def test_sigterm_delivers_what_is_buffered(kafka: str, prefix: str, tmp_path: Path) -> None:
