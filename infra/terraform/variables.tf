@@ -233,6 +233,7 @@ variable "binauthz_allowed_images" {
     "registry.k8s.io/ingress-nginx/kube-webhook-certgen*",
     "docker.io/library/busybox*",
     "docker.io/busybox*",
+    "docker.io/library/postgres:16-alpine",
   ]
 }
 

@@ -11,11 +11,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from collector.routes import OPERATIONS_PATHS
@@ -185,3 +189,86 @@ def test_alert_policies_cover_what_prometheus_cannot_see() -> None:
     ):
         assert metric in metrics, metric
     assert terraform_variables()["dataflow_job_name"] == DATAFLOW_DEFAULTS["job_name"]
+
+
+@pytest.mark.slow  # dbt parses the project for BigQuery (~10 s)
+def test_the_image_manifest_names_no_gcp_project(tmp_path: Path) -> None:
+    """The image's dbt manifest is parsed with the Dockerfile's own settings: every relation is
+    in the placeholder project, none in a real one, so the image can be promoted."""
+    dockerfile = (INFRA / "docker" / "platform.Dockerfile").read_text()
+    assert not re.search(r"^ARG GCP_PROJECT", dockerfile, re.MULTILINE), "a build argument"
+    prepare = next(
+        line for line in dockerfile.splitlines() if "GCP_PROJECT=" in line and "RUN " in line
+    )
+    placeholder = re.search(r"GCP_PROJECT=(\S+)", prepare).group(1)
+    assert placeholder == "gcp-project-placeholder"
+    env = {
+        **os.environ,
+        "PLATFORM_ENV": "gcp",
+        "GCP_PROJECT": placeholder,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dbt"),
+            "parse",
+            "--target",
+            "prod",
+            "--profiles-dir",
+            ".",
+            "--target-path",
+            str(tmp_path / "target"),
+            "--log-path",
+            str(tmp_path / "logs"),
+        ],
+        cwd=ROOT / "dbt_project",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:]
+    text = (tmp_path / "target" / "manifest.json").read_text()
+    manifest = json.loads(text)
+    databases = {
+        node["database"]
+        for node in [*manifest["nodes"].values(), *manifest["sources"].values()]
+        if node.get("database")
+    }
+    assert databases == {placeholder}
+    example = (OVERLAY / "deploy.env.example").read_text()
+    real_project = re.search(r"^GCP_PROJECT=(\S+)", example, re.MULTILINE).group(1)
+    # (the manifest keeps the sources' unrendered config, env_var('GCP_PROJECT', ...) text,
+    # which is resolved again at run time)
+    assert real_project not in text
+
+
+def test_the_runbook_puts_no_password_on_a_command_line() -> None:
+    """Every database login the runbook uses is one Terraform creates, with its password in
+    Secret Manager; nothing is typed in a DSN or a command."""
+    for document in (INFRA / "README.md", ROOT / "README.md"):
+        text = document.read_text()
+        assert not re.search(r"postgres(?:ql)?://[^\s:/@]+:[^\s@]+@", text), document
+        assert "PASSWORD@" not in text and "--password" not in text, document
+    setup = INFRA / "k8s" / "setup"
+    job = next(
+        d
+        for d in yaml.safe_load_all((setup / "shop-cdc-setup.yaml").read_text())
+        if d["kind"] == "Job"
+    )
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert not any("postgres" in arg and "@" in arg for arg in container["command"])
+    secret = next(
+        d
+        for d in yaml.safe_load_all((setup / "shop-cdc-setup.yaml").read_text())
+        if d["kind"] == "ExternalSecret"
+    )
+    key = secret["spec"]["data"][0]["remoteRef"]["key"]
+    assert key in terraform_locals("secrets.tf")["generated_secret_values"]
+    assert "google_sql_user.shop_admin" in json.dumps(terraform_locals("secrets.tf"))
+    # the SQL the Job runs prepares the same things the local migration does
+    sql = (setup / "cdc-setup.sql").read_text().lower()
+    migration = (ROOT / "devtools/sourcedb/migrations/0002_change_data_capture.sql").read_text()
+    for statement in re.findall(r"alter table \w+ replica identity full;", migration.lower()):
+        assert statement in sql
+    assert "create publication shop_cdc for table users, products, orders, order_items" in sql

@@ -1097,7 +1097,7 @@ def test_dagster_values_deploy_the_platform() -> None:
     assert users["enabled"] is True
     (deployment,) = users["deployments"]
     assert deployment["codeServerArgs"] == ["-m", module]
-    assert deployment["includeConfigInLaunchedRuns"] == {"enabled": True}
+    assert deployment["includeConfigInLaunchedRuns"] == {"enabled": False}  # see values.yaml
     platform_settings = {"name": "platform-settings"}
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
     for env_maps in (
