@@ -35,6 +35,19 @@ resource "google_compute_security_policy" "collector" {
     }
   }
 
+  # Log4Shell-style lookups (CVE-2021-44228 and kin) in headers or bodies: nothing Java sits
+  # behind the collector, but its events flow on into the warehouse and Slack.
+  rule {
+    action      = "deny(403)"
+    priority    = 900
+    description = "Block JNDI lookup attempts (preconfigured WAF rule cve-canary)."
+    match {
+      expr {
+        expression = "evaluatePreconfiguredWaf('cve-canary')"
+      }
+    }
+  }
+
   rule {
     action      = "allow"
     priority    = 2147483647
