@@ -272,3 +272,17 @@ def test_the_runbook_puts_no_password_on_a_command_line() -> None:
     for statement in re.findall(r"alter table \w+ replica identity full;", migration.lower()):
         assert statement in sql
     assert "create publication shop_cdc for table users, products, orders, order_items" in sql
+
+
+def test_every_checkov_skip_gives_its_reason() -> None:
+    skips = []
+    for path in sorted(INFRA.rglob("*")):
+        if path.suffix not in (".tf", ".yaml", ".yml") and not path.name.endswith("Dockerfile"):
+            continue
+        for line in path.read_text().splitlines():
+            match = re.search(r"checkov(?::skip=|\.io/skip\d+: )(CKV2?_[A-Z]+_\d+)[:=](.*)", line)
+            if match:
+                skips.append((path.name, match.group(1), match.group(2).strip()))
+    assert len(skips) >= 10
+    for name, check, reason in skips:
+        assert len(reason.split()) >= 4, f"{name}: {check} is skipped without a reason"

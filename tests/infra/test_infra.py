@@ -1336,6 +1336,11 @@ def test_checkov(tmp_path: Path) -> None:
     if shutil.which("kubectl"):
         (scan / "manifests").mkdir()
         (scan / "manifests" / "gcp.yaml").write_text(yaml.safe_dump_all(rendered_overlay()))
+        setup = subprocess.run(
+            ["kubectl", "kustomize", str(K8S / "setup")], capture_output=True, text=True, timeout=60
+        )
+        assert setup.returncode == 0, setup.stderr
+        (scan / "manifests" / "setup.yaml").write_text(setup.stdout)
         frameworks.append("kubernetes")
     result = subprocess.run(
         [
