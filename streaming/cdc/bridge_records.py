@@ -14,8 +14,10 @@ values, Python types and the integer widths of the Arrow types, so what passes h
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
 import pyarrow as pa
@@ -80,6 +82,9 @@ def read_change(
 # --- the raw schema, checked value by value ------------------------------------------------------
 
 
+Check = Callable[[Any], "str | None"]
+
+
 def _integer_range(kind: pa.DataType) -> tuple[int, int]:
     bits = kind.bit_width
     if pa.types.is_signed_integer(kind):
@@ -89,42 +94,64 @@ def _integer_range(kind: pa.DataType) -> tuple[int, int]:
 
 def schema_problems(spec: RawTable, row: Row) -> list[str]:
     """What keeps `row` out of the raw table `spec` (empty when it fits)."""
+    names, checks = _checks(spec.name)
     problems = []
-    unknown = set(row) - set(spec.column_names)
-    if unknown:
-        problems.append(f"unknown columns {sorted(unknown)}")
-    for column in spec.columns:
-        value = row.get(column.name)
+    if len(row) != len(names) or not names.issuperset(row):
+        unknown = set(row) - names
+        if unknown:
+            problems.append(f"unknown columns {sorted(unknown)}")
+    for name, required, check in checks:
+        value = row.get(name)
         if value is None:
-            if column.required:
-                problems.append(f"{column.name} is required")
+            if required:
+                problems.append(f"{name} is required")
             continue
-        problem = _value_problem(column.arrow, value)
+        problem = check(value)
         if problem:
-            problems.append(f"{column.name} {problem}")
+            problems.append(f"{name} {problem}")
     return problems
 
 
-def _value_problem(kind: pa.DataType, value: Any) -> str | None:
+@cache
+def _checks(table: str) -> tuple[frozenset[str], list[tuple[str, bool, Check]]]:
+    """Per raw table, once: its column names and a value check per column."""
+    spec = RAW_TABLES[table]
+    return frozenset(spec.column_names), [
+        (c.name, c.required, _check_for(c.arrow)) for c in spec.columns
+    ]
+
+
+def _check_for(kind: pa.DataType) -> Check:
     if pa.types.is_integer(kind):
-        if not isinstance(value, int) or isinstance(value, bool):
-            return f"must be an integer, not {type(value).__name__}"
         low, high = _integer_range(kind)
-        if not low <= value <= high:
-            return f"{value} does not fit {kind} [{low}, {high}]"
-        return None
+
+        def integer(value: Any) -> str | None:
+            if not isinstance(value, int) or isinstance(value, bool):
+                return f"must be an integer, not {type(value).__name__}"
+            if not low <= value <= high:
+                return f"{value} does not fit {kind} [{low}, {high}]"
+            return None
+
+        return integer
     if pa.types.is_string(kind):
-        if not isinstance(value, str):
-            return f"must be text, not {type(value).__name__}"
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                return "is not valid UTF-8 text (lone surrogates)"
-        return None
+        return _text
     if pa.types.is_timestamp(kind):
-        return None if isinstance(value, datetime) else "must be a timestamp"
+        return lambda value: None if isinstance(value, datetime) else "must be a timestamp"
     if pa.types.is_date(kind):
-        ok = isinstance(value, date) and not isinstance(value, datetime)
-        return None if ok else "must be a date"
-    return f"has a type the bridge does not check ({kind})"
+        return lambda value: (
+            None
+            if isinstance(value, date) and not isinstance(value, datetime)
+            else "must be a date"
+        )
+    return lambda value: f"has a type the bridge does not check ({kind})"
+
+
+def _text(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"must be text, not {type(value).__name__}"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "is not valid UTF-8 text (lone surrogates)"
+    return None
