@@ -7,6 +7,8 @@ Dagster release and dagster-k8s really do with them.
   ``includeConfigInLaunchedRuns.enabled``; dagster-k8s's ``K8sContainerContext.create_for_run``
   merges that context after the run launcher's. The test runs the installed dagster-k8s merge
   on what the chart would render from these values.
+* The user deployment validates against the subchart's values schema (vendored in
+  tests/infra/schemas, see its README for the source).
 * The instance migration is not a release resource: the chart renders it as a plain Job
   (templates/job-instance-migrate.yaml has no hook annotation), so a release with
   ``migrate.enabled`` cannot be upgraded to a new image. The runbook renders it on its own.
@@ -14,6 +16,7 @@ Dagster release and dagster-k8s really do with them.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -127,3 +130,58 @@ def test_the_release_never_holds_the_migration_job() -> None:
     assert "--show-only templates/job-instance-migrate.yaml" in text
     assert "--set migrate.enabled=true" in text
     assert "delete job dagster-instance-migrate" in runbook
+
+
+# --- the subchart's own values schema ------------------------------------------------------------
+
+SCHEMA = Path(__file__).parent / "schemas" / "dagster-user-deployments.values.schema.json"
+
+
+def user_deployment_validator() -> Any:
+    """Validator of one user deployment against the vendored subchart schema, its Kubernetes
+    references resolved to kubernetes-validate's bundled definitions."""
+    import kubernetes_validate
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    definitions = json.loads(
+        (
+            Path(kubernetes_validate.__file__).parent
+            / "kubernetes-json-schema"
+            / "v1.33.0-local"
+            / "_definitions.json"
+        ).read_text()
+    )
+
+    # the bundled file keeps its definitions under $defs; the chart points at /definitions
+    contents = {**definitions, "definitions": definitions["$defs"]}
+    contents.pop("$id", None)
+
+    def retrieve(uri: str) -> Resource:
+        assert uri.startswith("https://kubernetesjsonschema.dev/"), uri
+        return Resource.from_contents(contents, default_specification=DRAFT202012)
+
+    schema = json.loads(SCHEMA.read_text())
+    return Draft202012Validator(
+        {"$ref": "#/$defs/UserDeployment", "$defs": schema["$defs"]},
+        registry=Registry(retrieve=retrieve),
+    )
+
+
+def test_the_user_deployment_matches_the_charts_schema() -> None:
+    validator = user_deployment_validator()
+    for deployment in values()["dagster-user-deployments"]["deployments"]:
+        errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(deployment)]
+        assert not errors, errors
+
+
+def test_the_schema_check_catches_a_wrong_value() -> None:
+    validator = user_deployment_validator()
+    deployment = values()["dagster-user-deployments"]["deployments"][0]
+    broken = {
+        **deployment,
+        "readinessProbe": {**deployment["readinessProbe"], "periodSeconds": "20s"},
+    }
+    assert list(validator.iter_errors(broken))
+    assert list(validator.iter_errors({**deployment, "port": "3030"}))
