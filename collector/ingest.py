@@ -190,6 +190,7 @@ class _Batch:
         common = self.common
         for (index, item, stamped, data, raw), reason in zip(pending, reasons, strict=True):
             if reason is not None:
+                self.size -= len(data)  # not published after all: its dead letter counts
                 self.reject(index, item, "invalid_event", reason, raw)
                 continue
             kind = stamped["type"]
