@@ -34,20 +34,20 @@
 {%- endif -%}
 {%- set window_days = var('dedup_window_days', 2) | int -%}
 {%- set batched = min_date is not none or is_incremental() -%}
+{#- the window around the dates asked for: from the asked dates (batch_window below)... -#}
+{%- set batch_low = '(select batch_window.batch_low from batch_window)' -%}
+{%- set batch_high = '(select batch_window.batch_high from batch_window)' -%}
+{%- set scan_low = '(select batch_window.scan_low from batch_window)' -%}
+{%- set scan_high = '(select batch_window.scan_high from batch_window)' -%}
 {%- if min_date is not none -%}
     {%- set day = modules.datetime.timedelta(days=1) -%}
     {%- set first_asked = modules.datetime.date.fromisoformat(min_date) -%}
     {%- set last_asked = modules.datetime.date.fromisoformat(max_date) -%}
-    {#- literal dates, so BigQuery prunes the raw partitions -#}
+    {#- ...or, for dates given, as literal dates, so BigQuery prunes the raw partitions -#}
     {%- set batch_low = "cast('" ~ (first_asked - day * window_days).isoformat() ~ "' as date)" -%}
     {%- set batch_high = "cast('" ~ (last_asked + day * window_days).isoformat() ~ "' as date)" -%}
     {%- set scan_low = "cast('" ~ (first_asked - day * 2 * window_days).isoformat() ~ "' as date)" -%}
     {%- set scan_high = "cast('" ~ (last_asked + day * 2 * window_days).isoformat() ~ "' as date)" -%}
-{%- else -%}
-    {%- set batch_low = '(select batch_window.batch_low from batch_window)' -%}
-    {%- set batch_high = '(select batch_window.batch_high from batch_window)' -%}
-    {%- set scan_low = '(select batch_window.scan_low from batch_window)' -%}
-    {%- set scan_high = '(select batch_window.scan_high from batch_window)' -%}
 {%- endif %}
 
 with
