@@ -33,11 +33,23 @@ from platform_core.contract import Track, parse_message
 
 END = date(2025, 3, 9)  # a Sunday
 SMALL = ShopConfig(
-    seed=7, days=3, end_date=END, sessions_per_day=80, products=40, initial_users=100
+    seed=7,
+    days=3,
+    end_date=END,
+    sessions_per_day=80,
+    products=40,
+    initial_users=100,
+    missing_message_id_rate=0.5,
 )
 # long enough for orders to ship, be delivered and be refunded inside the window
 LONG = ShopConfig(
-    seed=11, days=21, end_date=END, sessions_per_day=150, products=40, initial_users=100
+    seed=11,
+    days=21,
+    end_date=END,
+    sessions_per_day=150,
+    products=40,
+    initial_users=100,
+    missing_message_id_rate=0.5,
 )
 
 LEGAL = {
