@@ -36,7 +36,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 MODELS = {
     "stg_events", "stg_users", "stg_products", "stg_orders", "stg_order_items",
     "stg_order_status_history", "stg_events_dead_letter", "int_sessions", "int_orders",
-    "int_order_lines", "int_order_attribution", "fct_orders", "fct_order_lines",
+    "int_order_lines", "fct_order_attribution", "fct_orders", "fct_order_lines",
     "mart_daily_sales", "mart_daily_sales_by_currency", "mart_customers_daily",
     "mart_fulfilment", "mart_conversion_funnel", "mart_abandonment",
     "mart_channel_performance", "mart_product_performance", "mart_user_behavior",

@@ -144,10 +144,5 @@ select
     converted.refunded_at is not null as is_refunded,
     converted.cancelled_at is not null as is_cancelled,
     {{ hours_between('converted.sold_at', 'converted.shipped_at') }} as hours_to_ship,
-    {{ hours_between('converted.shipped_at', 'converted.delivered_at') }} as hours_in_transit,
-    attribution.order_session_id,
-    coalesce(attribution.channel, 'unattributed') as channel,
-    coalesce(attribution.campaign, '(none)') as campaign
+    {{ hours_between('converted.shipped_at', 'converted.delivered_at') }} as hours_in_transit
 from converted
-left join {{ ref('int_order_attribution') }} as attribution
-    on converted.order_id = attribution.order_id

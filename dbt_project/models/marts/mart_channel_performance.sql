@@ -6,8 +6,8 @@
 
 -- Sessions and sales per UTC day, channel (traffic source) and campaign: sessions count on
 -- the day they started under their own source and campaign; sales on their sale day under
--- the channel and campaign they are attributed to (last non-direct touch, see
--- int_order_attribution).
+-- the channel and campaign they are credited to (last non-direct touch, see
+-- fct_order_attribution; 'unattributed' for sales without an order session).
 with
 
 session_side as (
@@ -21,6 +21,18 @@ session_side as (
     group by session_date, traffic_source, coalesce(campaign, '(none)')
 ),
 
+credited_sales as (
+    select
+        orders.sale_date,
+        orders.total_amount_usd,
+        coalesce(attribution.channel, 'unattributed') as channel,
+        coalesce(attribution.campaign, '(none)') as campaign
+    from {{ ref('fct_orders') }} as orders
+    left join {{ ref('fct_order_attribution') }} as attribution
+        on orders.order_id = attribution.order_id
+    where orders.is_sale
+),
+
 order_side as (
     select
         sale_date as activity_date,
@@ -28,8 +40,7 @@ order_side as (
         campaign,
         count(*) as attributed_orders,
         sum(total_amount_usd) as attributed_revenue
-    from {{ ref('fct_orders') }}
-    where is_sale
+    from credited_sales
     group by sale_date, channel, campaign
 )
 

@@ -1,3 +1,5 @@
+{{ config(cluster_by=bq_cluster_by(['channel'])) }}
+
 {#-
     Which session an order was placed in, and which marketing touch it is credited to.
 
