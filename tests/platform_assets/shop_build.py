@@ -42,8 +42,8 @@ CONFIG = ShopConfig(
     offline_rate=0.06,  # and more app sessions delivered hours late
     far_off_clock_rate=0.02,  # a few devices set years off
     clock_fix_retry_rate=0.6,  # retries after an NTP correction
-    renumber_lines_rate=1.0,
-    missing_message_id_rate=0.5,  # the backend's events often without a messageId  # every multi-line order renumbered when it ships, if need be
+    renumber_lines_rate=1.0,  # every multi-line order renumbered when it ships, if need be
+    missing_message_id_rate=0.5,  # the backend's events often without a messageId
 )
 OUTAGE = (datetime(2026, 11, 16, 8, tzinfo=UTC), datetime(2026, 11, 17, 14, tzinfo=UTC))
 CUTOFF = datetime(2026, 11, 17, 3, 0)  # rows ingested before this land first
