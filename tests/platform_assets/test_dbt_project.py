@@ -47,6 +47,7 @@ def _copy(built: Built, name: str) -> tuple[Path, Path, Path]:
 # --- fast checks (no build) ----------------------------------------------------------------
 
 
+@pytest.mark.slow  # about a minute: it renders and lints every model and analysis
 def test_sqlfluff_lint_passes() -> None:
     result = subprocess.run(
         [
