@@ -6,8 +6,8 @@
 
 -- Fulfilment of the day's sales: how many shipped and were delivered, and how long it took
 -- (paid -> shipped, shipped -> delivered, in hours). Times come from the status history; an
--- order whose shipping was not observed (it shipped and was delivered while CDC was down)
--- has none and is left out of the averages.
+-- order whose shipping was not observed (shipped and delivered while CDC was down, or before
+-- it started) has none and is left out of the averages.
 select
     sale_date as sales_date,
     cast(count(*) as {{ dbt.type_bigint() }}) as orders,
