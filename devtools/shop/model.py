@@ -55,9 +55,8 @@ class ShopConfig:
     # later session; clocks years off; order lines renumbered when the order ships (a
     # primary-key change)
     clock_fix_retry_rate: float = 0.25
-    # off by default while replays to a live collector expect a messageId on every message;
-    # the tests' shops turn it on
-    missing_message_id_rate: float = 0.0
+    # the collector derives an id from the source and the content (a retry gets the same one)
+    missing_message_id_rate: float = 0.3
     cart_return_rate: float = 0.35
     far_off_clock_rate: float = 0.003
     renumber_lines_rate: float = 0.25
