@@ -46,7 +46,8 @@ def build_shop(data_dir: Path, *, seed: int, days: int, sessions: int) -> Path:
     }
     subprocess.run(
         [
-            str(Path(sys.executable).parent / "dbt"), "run", "--target", "local", "--quiet",
+            str(Path(sys.executable).parent / "dbt"), "build", "--target", "local", "--quiet",
+            "--resource-type", "seed", "--resource-type", "model",
             "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR),
             "--target-path", str(data_dir / "target"), "--log-path", str(data_dir / "logs"),
         ],

@@ -136,7 +136,8 @@ def _columns(node: Any, tests: dict[str, list[str]], types: dict[str, str]) -> l
     return [
         ColumnDoc(
             c.name,
-            types.get(c.name) or (c.type if c.type not in ("?", None) else ""),
+            # BigQuery spells types in capitals; dbt contracts may declare them in lower case.
+            (types.get(c.name) or (c.type if c.type not in ("?", None) else "")).upper(),
             " ".join((c.description or "").split()),
             tuple(sorted(tests.get(c.name, []))),
         )

@@ -22,6 +22,7 @@ from sqlglot import exp
 from sqlglot.errors import OptimizeError, ParseError
 from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import Scope, build_scope
 from sqlglot.schema import MappingSchema
 
 from platform_core.raw.schema import RAW_TABLES
@@ -40,7 +41,7 @@ class TableInfo:
     cluster_columns: tuple[str, ...] = ()
     unique_columns: frozenset[str] = frozenset()
     derived_partition: str | None = None  # column whose UTC date the partition column is
-    kind: str = "model"  # raw | model
+    kind: str = "model"  # raw | seed | model
     description: str = ""
 
     @property
@@ -142,17 +143,46 @@ def _date_of(projection: exp.Expression) -> exp.Column | None:
 
 
 def derived_partition(select: exp.Select, partition_column: str | None) -> str | None:
-    """The output column whose UTC date is the partition column, when the SQL says so."""
-    if not partition_column:
+    """The output column whose UTC date is the partition column, when the SQL says so.
+
+    Both are followed through the CTEs they pass along (`fct_orders` computes `order_date`
+    in one CTE and hands it and `created_at` through several), so the test is on where each
+    column is computed, not on how the outer select spells it."""
+    root = build_scope(select) if partition_column else None
+    if root is None:
         return None
-    outputs = {s.alias_or_name: s.unalias() for s in select.selects}
-    source = _date_of(outputs.get(partition_column, exp.null()))
+    scope, computed = _origin(root, partition_column or "")
+    source = _date_of(computed) if computed is not None else None
     if source is None:
         return None
-    for name, expression in outputs.items():
-        if name != partition_column and expression == source:
+    wanted = _resolve(scope, source)
+    for name in _outputs(root):
+        if name != partition_column and _origin(root, name) == wanted:
             return name
     return None
+
+
+def _outputs(scope: Scope) -> dict[str, exp.Expression]:
+    select = scope.expression
+    if not isinstance(select, exp.Select):
+        return {}
+    return {s.alias_or_name: s.unalias() for s in select.selects}
+
+
+def _origin(scope: Scope, name: str) -> tuple[Scope, exp.Expression | None]:
+    """Where output column `name` of `scope` is computed: its scope and expression."""
+    expression = _outputs(scope).get(name)
+    if isinstance(expression, exp.Column):
+        return _resolve(scope, expression)
+    return scope, expression
+
+
+def _resolve(scope: Scope, column: exp.Column) -> tuple[Scope, exp.Expression | None]:
+    """A column read from a CTE or subquery, followed to where it is computed."""
+    source = scope.sources.get(column.table)
+    if isinstance(source, Scope):
+        return _origin(source, column.name)
+    return scope, column
 
 
 def _model_columns(
@@ -198,11 +228,27 @@ def model_table(
     )
 
 
+def seed_table(node: Mapping[str, Any], project: str) -> TableInfo:
+    """A seed's table: its documented columns, typed by the seed's `column_types`."""
+    types = (node.get("config") or {}).get("column_types") or {}
+    return TableInfo(
+        project=node.get("database") or project,
+        dataset=node["schema"],
+        name=node.get("alias") or node["name"],
+        columns=tuple((name, str(types.get(name, UNKNOWN)).upper()) for name in node["columns"]),
+        kind="seed",
+        description=node.get("description") or "",
+    )
+
+
 def build_schema(manifest: Mapping[str, Any], *, project: str, raw_dataset: str) -> WarehouseSchema:
-    """Raw tables plus every model of the BigQuery rendering."""
+    """Raw tables, the seeds, then every model of the BigQuery rendering."""
     schema = WarehouseSchema(project=project)
     for table in raw_tables(project, raw_dataset):
         schema.add(table)
+    for node in manifest["nodes"].values():
+        if node["resource_type"] == "seed":
+            schema.add(seed_table(node, project))
     unique = _unique_columns(manifest)
     for node_id in _model_order(manifest):
         schema.add(model_table(manifest["nodes"][node_id], schema, unique.get(node_id, ())))

@@ -34,14 +34,15 @@ def warehouse_schema(bigquery_manifest: dict[str, Any]) -> Any:
 
 @pytest.fixture(scope="session")
 def shop_warehouse(small_platform: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The small shop (8 days, 2026-11-13..20) built into its DuckDB warehouse by `dbt run`.
+    """The small shop (8 days, 2026-11-13..20) built into its DuckDB warehouse: seeds and models.
 
     dbt runs in a process of its own: dbt-duckdb keeps its connection to the file open in the
     process that ran it, and DuckDB lets one process open a file in one configuration only."""
     target = tmp_path_factory.mktemp("dbt_target")
     subprocess.run(
         [
-            str(Path(sys.executable).parent / "dbt"), "run", "--target", "local", "--quiet",
+            str(Path(sys.executable).parent / "dbt"), "build", "--target", "local", "--quiet",
+            "--resource-type", "seed", "--resource-type", "model",
             "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
             "--target-path", str(target), "--log-path", str(target / "logs"),
         ],

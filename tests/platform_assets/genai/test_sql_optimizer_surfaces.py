@@ -15,9 +15,12 @@ from platform_assets.genai.sql_optimizer.cli import main
 
 MODELS = {
     "stg_events", "stg_users", "stg_products", "stg_orders", "stg_order_items",
-    "stg_order_status_history", "stg_events_dead_letter", "int_sessions", "fct_orders",
-    "mart_daily_sales", "mart_conversion_funnel", "mart_product_performance",
-    "mart_user_behavior", "mart_retention_cohorts",
+    "stg_order_status_history", "stg_events_dead_letter", "int_sessions", "int_orders",
+    "int_order_lines", "fct_orders", "fct_order_lines", "fct_order_attribution",
+    "mart_daily_sales", "mart_daily_sales_by_currency", "mart_conversion_funnel",
+    "mart_product_performance", "mart_user_behavior", "mart_retention_cohorts",
+    "mart_cohort_ltv", "mart_customers_daily", "mart_fulfilment", "mart_abandonment",
+    "mart_channel_performance",
 }  # fmt: skip
 ANALYSES = {"funnel_analysis", "product_analytics", "user_behavior"}
 JSON_KEYS = {"query", "refused", "reason", "findings", "estimated_bytes", "rewrite"}
