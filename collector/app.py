@@ -20,16 +20,22 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from collector.auth import WriteKeys
 from collector.config import CollectorConfig
 from collector.delivery import Delivery
 from collector.handler import Collector
 from collector.metrics import Metrics
-from collector.middleware import add_middleware
+from collector.middleware import MetricsMiddleware, add_middleware, with_cors
 from collector.openapi import API_DESCRIPTION, OPENAPI_TAGS, openapi_schema
 from collector.publisher import Publisher, PubSubPublisher
-from collector.routes import add_error_handlers, add_event_routes, add_operation_routes
+from collector.routes import (
+    add_error_handlers,
+    add_event_routes,
+    add_operation_routes,
+    event_dispatch,
+)
 from collector.spool import Spool
 from platform_core.settings import Settings
 
@@ -53,7 +59,7 @@ def create_app(settings: Settings | None = None, publisher: Publisher | None = N
             "COLLECTOR_WRITE_KEYS is empty: using the local demo write keys",
             extra={"demo_keys": {k: v for k, v in config.write_keys.items()}},
         )
-    app = FastAPI(
+    app = CollectorApp(
         title="Event collector",
         version="1.0.0",
         description=API_DESCRIPTION,
@@ -64,11 +70,38 @@ def create_app(settings: Settings | None = None, publisher: Publisher | None = N
     app.state.config = config
     app.state.delivery = delivery
     app.state.metrics = metrics
-    routes = add_event_routes(app, collector) | add_operation_routes(app, delivery, metrics)
+    event_routes = add_event_routes(app, collector)
+    routes = set(event_routes) | add_operation_routes(app, delivery, metrics)
     add_error_handlers(app)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     add_middleware(app, config, metrics, routes)
+    app.event_routes = event_routes
+    app.event_app = MetricsMiddleware(
+        with_cors(event_dispatch(collector, event_routes), config), metrics, routes
+    )
     return app
+
+
+class CollectorApp(FastAPI):
+    """FastAPI, with the POSTs to the event routes (all of the traffic) handed to
+    `event_app` before FastAPI's middleware and routing: ~150 µs per request that a batch
+    would otherwise pay (bench.collector.hotpath). The event app has the same metrics and
+    CORS middleware and the same error answers; FastAPI still documents the event routes
+    and answers anything else sent to them (405, CORS preflights)."""
+
+    event_routes: dict[str, str | None] = {}  # noqa: RUF012 - replaced per app
+    event_app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.event_app is not None
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] in self.event_routes
+        ):
+            await self.event_app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _lifespan(config: CollectorConfig, keys: WriteKeys, delivery: Delivery) -> Lifespan:
