@@ -15,6 +15,7 @@ for what 200 guarantees and `collector.ingest` for how a request becomes message
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -37,6 +38,7 @@ from collector.routes import (
     event_dispatch,
 )
 from collector.spool import Spool
+from collector.workers import PodSpoolGauges
 from platform_core.settings import Settings
 
 log = logging.getLogger("collector")
@@ -44,16 +46,24 @@ log = logging.getLogger("collector")
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-def create_app(settings: Settings | None = None, publisher: Publisher | None = None) -> FastAPI:
-    """The collector as an ASGI app. Nothing connects anywhere until the app starts
-    (lifespan): then the spool is opened, topics are created (local mode) and the replay
-    task starts; on shutdown in-flight spool writes are flushed and the position persisted."""
-    config = CollectorConfig.from_settings(settings)
+def create_app(
+    settings: Settings | None = None, publisher: Publisher | None = None, worker: int = 0
+) -> FastAPI:
+    """The collector as an ASGI app (worker `worker` of COLLECTOR_WORKERS). Nothing connects
+    anywhere until the app starts (lifespan): then the spool is opened, topics are created
+    (local mode) and the replay task starts; on shutdown in-flight spool writes are flushed
+    and the position persisted."""
+    config = CollectorConfig.from_settings(settings, worker)
     keys = WriteKeys(config.write_keys)
     metrics = Metrics()
     spool = Spool(config.spool_dir, config.spool_max_bytes)
     delivery = Delivery(config, publisher or PubSubPublisher(config.emulator_host), spool, metrics)
     collector = Collector(config, keys, delivery, metrics)
+    pod_gauges = None
+    if config.workers > 1:  # a scrape reaches one worker: it exports the pod's spool gauges
+        base = config.spool_base or config.spool_dir
+        pod_gauges = PodSpoolGauges(config.spool_dir, base, delivery.spool_gauges())
+        metrics.watch_spool(*pod_gauges.gauges())
     if config.demo_keys:
         log.warning(
             "COLLECTOR_WRITE_KEYS is empty: using the local demo write keys",
@@ -63,7 +73,7 @@ def create_app(settings: Settings | None = None, publisher: Publisher | None = N
         title="Event collector",
         version="1.0.0",
         description=API_DESCRIPTION,
-        lifespan=_lifespan(config, keys, delivery),
+        lifespan=_lifespan(config, keys, delivery, pod_gauges),
         openapi_tags=OPENAPI_TAGS,
     )
     app.state.collector = collector
@@ -104,13 +114,20 @@ class CollectorApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def _lifespan(config: CollectorConfig, keys: WriteKeys, delivery: Delivery) -> Lifespan:
-    """Start delivery (spool, topics, replay) when the server starts; stop it (flush spool
-    writes, persist the replay position) when it stops."""
+def _lifespan(
+    config: CollectorConfig,
+    keys: WriteKeys,
+    delivery: Delivery,
+    pod_gauges: PodSpoolGauges | None,
+) -> Lifespan:
+    """Start delivery (spool, topics, replay) when the server starts, and the sharing of
+    spool gauges between workers; stop them (flush spool writes, persist the replay
+    position) when it stops."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await delivery.start()
+        sharing = None if pod_gauges is None else asyncio.create_task(pod_gauges.publish_forever())
         log.info(
             "collector started",
             extra={
@@ -118,12 +135,15 @@ def _lifespan(config: CollectorConfig, keys: WriteKeys, delivery: Delivery) -> L
                 "dead_letter_topic": config.dead_letter_topic_path,
                 "pubsub": config.emulator_host or "pubsub.googleapis.com",
                 "spool_dir": str(config.spool_dir),
+                "worker": f"{config.worker + 1}/{config.workers}",
                 "sources": sorted(keys.sources),
             },
         )
         try:
             yield
         finally:
+            if sharing is not None:
+                sharing.cancel()
             await delivery.stop()
 
     return lifespan
