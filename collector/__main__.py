@@ -1,5 +1,5 @@
-"""`python -m collector`: serve the collector with uvicorn (one server per process; settings from the
-environment: COLLECTOR_HOST, COLLECTOR_PORT, COLLECTOR_WRITE_KEYS, GCP_PROJECT,
+"""`python -m collector`: serve the collector with uvicorn (one server per process; settings
+from the environment: COLLECTOR_HOST, COLLECTOR_PORT, COLLECTOR_WRITE_KEYS, GCP_PROJECT,
 PUBSUB_EVENTS_TOPIC, PUBSUB_DEAD_LETTER_TOPIC, COLLECTOR_SPOOL_DIR, COLLECTOR_SPOOL_MAX_MB,
 COLLECTOR_PUBLISH_TIMEOUT_S, COLLECTOR_MAX_IN_FLIGHT, COLLECTOR_MAX_CONNECTIONS, COLLECTOR_WORKERS,
 COLLECTOR_CORS_ORIGINS, PUBSUB_EMULATOR_HOST).
