@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from collector.workers import spool_dir
 from platform_core.contract import MAX_EVENT_BYTES as CONTRACT_MAX_EVENT_BYTES
 from platform_core.settings import Settings, get_settings
 
@@ -84,6 +85,9 @@ class CollectorConfig:
     publish_timeout_s: float = DEFAULT_PUBLISH_TIMEOUT_S
     max_in_flight: int = 128
     max_connections: int = 2048
+    workers: int = 1  # processes per pod (COLLECTOR_WORKERS)
+    worker: int = 0  # which of them this is
+    spool_base: Path | None = None  # COLLECTOR_SPOOL_DIR, when spool_dir is a worker's
 
     @property
     def events_topic_path(self) -> str:
@@ -94,8 +98,12 @@ class CollectorConfig:
         return f"projects/{self.project}/topics/{self.dead_letter_topic}"
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> CollectorConfig:
+    def from_settings(cls, settings: Settings | None = None, worker: int = 0) -> CollectorConfig:
+        """The configuration of worker `worker` (0-based, of COLLECTOR_WORKERS)."""
         settings = settings or get_settings()
+        workers = settings.collector_workers
+        if not 0 <= worker < workers:
+            raise CollectorConfigError(f"worker {worker} of COLLECTOR_WORKERS={workers}")
         keys, demo = dict(settings.collector_write_keys), False
         if not keys:
             if not settings.is_local:
@@ -114,10 +122,13 @@ class CollectorConfig:
             is_local=settings.is_local,
             write_keys=keys,
             demo_keys=demo,
-            spool_dir=settings.spool_path,
+            spool_dir=spool_dir(settings.spool_path, worker, workers),
             spool_max_bytes=settings.collector_spool_max_bytes,
             cors_origins=settings.collector_cors_origins,
             publish_timeout_s=settings.collector_publish_timeout.total_seconds(),
             max_in_flight=settings.collector_max_in_flight,
             max_connections=settings.collector_max_connections,
+            workers=workers,
+            worker=worker,
+            spool_base=settings.spool_path,
         )

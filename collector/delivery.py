@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from collector import wire
@@ -71,14 +72,7 @@ class Delivery:
             config.events_topic_path: "events",
             config.dead_letter_topic_path: "dead_letter",
         }
-        metrics.watch_spool(
-            lambda: self.spool.pending_events,
-            lambda: self.spool.pending_bytes,
-            lambda: self.spool.disk_bytes,
-            self.replay_lag_seconds,
-            lambda: self.spool.quarantine_bytes,
-            lambda: (self.spool.oldest_written_at_ms() or 0) / 1000,
-        )
+        metrics.watch_spool(*self.spool_gauges())
         metrics.pubsub_available.set_function(lambda: 1.0 if self.available else 0.0)
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -295,6 +289,17 @@ class Delivery:
             "spool_full": full,
             "spool_events": self.spool.pending_events,
         }
+
+    def spool_gauges(self) -> tuple[Callable[[], float], ...]:
+        """This process's spool gauges, in `Metrics.watch_spool`'s order."""
+        return (
+            lambda: self.spool.pending_events,
+            lambda: self.spool.pending_bytes,
+            lambda: self.spool.disk_bytes,
+            self.replay_lag_seconds,
+            lambda: self.spool.quarantine_bytes,
+            lambda: (self.spool.oldest_written_at_ms() or 0) / 1000,
+        )
 
     def replay_lag_seconds(self) -> float:
         oldest = self.spool.oldest_written_at_ms()

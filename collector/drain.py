@@ -1,5 +1,6 @@
 """`python -m collector.drain [--spool-dir DIR] [--timeout S]`: replay a collector's spool to
-Pub/Sub and exit once it is empty.
+Pub/Sub and exit once it is empty; DIR's worker directories too (`worker-*`, COLLECTOR_WORKERS
+> 1, collector.workers), one after the other.
 
 For a stranded spool: a collector pod removed (scale-down, node loss) while Pub/Sub was
 unreachable leaves acknowledged events on its volume. Run this with the volume mounted (a
@@ -29,6 +30,7 @@ from collector.logs import configure
 from collector.metrics import Metrics
 from collector.publisher import Publisher, PubSubPublisher
 from collector.spool import Spool, SpoolError
+from collector.workers import spool_dirs
 from platform_core.settings import SettingsError, get_settings
 
 log = logging.getLogger("collector.drain")
@@ -80,13 +82,19 @@ def main(argv: list[str] | None = None) -> int:
     except (CollectorConfigError, SettingsError) as error:
         log.error("cannot drain: %s", error)
         return 2
-    if args.spool_dir is not None:
-        config = replace(config, spool_dir=args.spool_dir.resolve())
-    try:
-        remaining = asyncio.run(drain(config, PubSubPublisher(config.emulator_host), args.timeout))
-    except SpoolError as error:
-        log.error("cannot drain: %s", error)
-        return 2
+    base = (args.spool_dir or config.spool_base or config.spool_dir).resolve()
+    deadline = time.monotonic() + args.timeout
+    remaining = 0
+    for directory in spool_dirs(base):
+        if directory != base and not any(directory.glob("segment-*.log")):
+            continue  # a worker directory with nothing to replay
+        config = replace(config, spool_dir=directory)
+        left = max(1.0, deadline - time.monotonic())
+        try:
+            remaining += asyncio.run(drain(config, PubSubPublisher(config.emulator_host), left))
+        except SpoolError as error:
+            log.error("cannot drain: %s", error)
+            return 2
     return 0 if remaining == 0 else 1
 
 

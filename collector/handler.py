@@ -26,6 +26,7 @@ from collector.body import check_content_type, decode_content, is_gzip, parse_js
 from collector.config import MAX_BATCH_BYTES, MAX_EVENT_BYTES, RETRY_AFTER_S, CollectorConfig
 from collector.delivery import Delivery
 from collector.errors import ApiError, json_response
+from collector.fastpath import Decoded, NotJson, decode_batch, ingest_decoded
 from collector.ingest import Ingested, dead_letter, ingest_batch, ingest_event
 from collector.metrics import Metrics
 from platform_core.contract import isoformat_z
@@ -79,11 +80,22 @@ class Collector:
         header_key = key_from_authorization(headers.get("authorization"))
         header_source = self.keys.source_for(header_key)
         body = await self._read_body(request, headers, route_type, header_source, header_key)
-        payload = await self._parse(body, header_source)
-        source = header_source or self._source_from_body(payload, header_key)
-        result = await self._ingest(payload, body, source, route_type)
+        received_at_z = isoformat_z(datetime.now(UTC))
+        decoded = await self._decode(body, header_source) if route_type is None else None
+        if decoded is not None:  # the hot path (collector.fastpath)
+            source = header_source or self._source_from_body(decoded.payload_key(), header_key)
+            try:
+                result = ingest_decoded(decoded, source, received_at_z, self.keys.redactor)
+            except NotJson:  # an event only orjson could judge: the exact path decides
+                payload = await self._parse(body, source)
+                result = await self._ingest(payload, body, source, None, received_at_z)
+        else:
+            payload = await self._parse(body, header_source)
+            source = header_source or self._source_from_body(payload, header_key)
+            result = await self._ingest(payload, body, source, route_type, received_at_z)
+            del payload
         # only the encoded messages stay in memory while Pub/Sub (or the spool) answers
-        del payload, body
+        del decoded, body
         delivery = await self.delivery.deliver(result.messages, result.dead_letters)
         self._count(result, source)
         if route_type is None:
@@ -112,6 +124,15 @@ class Collector:
                 "Authorization header (HTTP Basic user name or Bearer)",
             )
         return decode_content(raw, encoding, limit)
+
+    async def _decode(self, body: bytes, source: str | None) -> Decoded | None:
+        """A batch body decoded with the compiled contract; None when the exact path must
+        parse it (`collector.fastpath`)."""
+        try:
+            return decode_batch(body)
+        except NotJson:
+            await self._parse(body, source)  # raises the parse error, as for any body
+            return None
 
     async def _parse(self, body: bytes, source: str | None) -> Any:
         try:
@@ -150,9 +171,8 @@ class Collector:
         )
 
     async def _ingest(
-        self, payload: Any, body: bytes, source: str, route_type: str | None
+        self, payload: Any, body: bytes, source: str, route_type: str | None, received_at_z: str
     ) -> Ingested:
-        received_at_z = isoformat_z(datetime.now(UTC))
         redactor = self.keys.redactor
         if route_type is not None:
             return ingest_event(payload, body, source, received_at_z, route_type, redactor)

@@ -116,8 +116,10 @@ def _event_attribute(name: str) -> bytes:
     return encoded
 
 
-class _Batch:
-    """Collects a request's events, then validates them together (`check_messages`)."""
+class MessageBatch:
+    """Collects a request's events: those the fast path already encoded (`add_encoded`,
+    collector.fastpath) and those the exact path validates together at the end (`add`, then
+    `check_messages` in `finish`); the result keeps the batch order."""
 
     def __init__(self, source: str, received_at_z: str, redactor: Redactor) -> None:
         self.source = source
@@ -129,6 +131,39 @@ class _Batch:
             "received_at", received_at_z
         )
         self.pending: list[tuple[int | None, Any, dict[str, Any], bytes, bytes | None]] = []
+        self.positions: list[int] = []  # batch index of each message, when both paths added
+
+    def attributes(self, kind: str, event: str | None) -> bytes:
+        """The encoded attributes of an event of this request but its message_id."""
+        return (
+            self.common
+            + _TYPE_ATTRIBUTE[kind]
+            + (_NO_EVENT if event is None else _event_attribute(event))
+        )
+
+    @staticmethod
+    def id_value(message_id: str) -> bytes:
+        """A message_id as an attribute value (Pub/Sub takes at most 1,024 bytes)."""
+        return wire.attribute_value(message_id).encode()
+
+    def add_encoded(
+        self,
+        indexes: list[int],
+        messages: list[bytes],
+        kinds: list[str],
+        message_ids: list[str],
+        size: int,
+    ) -> None:
+        """Events the fast path (collector.fastpath) stamped, checked and encoded as Pub/Sub
+        messages (`size` bytes together), each within 32 KB: counted towards the request's
+        limit together, once encoded (they come from a body of at most 500 KB and the batch's
+        shared fields were bounded before, so what they hold meanwhile is bounded too)."""
+        self._count(size)
+        result = self.result
+        result.messages += messages
+        result.accepted_types.update(kinds)
+        result.message_ids += message_ids
+        self.positions += indexes
 
     def reject(
         self, index: int | None, item: Any, code: str, reason: str, raw: bytes | None = None
@@ -187,6 +222,8 @@ class _Batch:
         reasons = check_messages([stamped for _, _, stamped, _, _ in pending])
         result = self.result
         messages, ids, types = result.messages, result.message_ids, result.accepted_types
+        fast = len(messages)  # messages the fast path added come first in the lists
+        positions = self.positions
         common = self.common
         for (index, item, stamped, data, raw), reason in zip(pending, reasons, strict=True):
             if reason is not None:
@@ -206,6 +243,11 @@ class _Batch:
             messages.append(wire.message(data, encoded))
             types[kind] += 1
             ids.append(stamped["messageId"])
+            positions.append(index or 0)
+        if fast and len(messages) > fast:  # both paths: back to batch order
+            order = sorted(range(len(messages)), key=positions.__getitem__)
+            result.messages = [messages[i] for i in order]
+            result.message_ids = [ids[i] for i in order]
         if len(result.rejections) > 1:  # in batch order, whatever stage refused them
             pairs = sorted(
                 zip(result.rejections, result.dead_letters, strict=True),
@@ -226,7 +268,7 @@ def ingest_event(
 ) -> Ingested:
     """One event from a single-event route (`/v1/track`, `/v1/t`, ...); `raw` is the body,
     which is what the dead-letter topic gets (redacted) if the event is refused."""
-    batch = _Batch(source, received_at_z, redactor)
+    batch = MessageBatch(source, received_at_z, redactor)
     if not isinstance(payload, dict):
         batch.reject(None, payload, "invalid_event", "event must be a JSON object", raw)
         return batch.result
@@ -253,32 +295,43 @@ def ingest_batch(
     context = context if isinstance(context, dict) and context else None
     integrations = payload.get("integrations")
     integrations = integrations if isinstance(integrations, dict) and integrations else None
-    _check_batch_limits(len(items), sent_at, context, integrations)
-    batch = _Batch(source, received_at_z, redactor)
+    check_batch_limits(len(items), sent_at, context, integrations)
+    batch = MessageBatch(source, received_at_z, redactor)
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             batch.reject(index, item, "invalid_event", "event must be a JSON object")
             continue
         stamped = stamp_received(item, received_at_z, None, source)
-        if sent_at is not None and "sentAt" not in stamped:
-            stamped["sentAt"] = sent_at
-        if context is not None:
-            own = stamped.get("context")
-            if own is None:
-                stamped["context"] = context
-            elif isinstance(own, dict):
-                stamped["context"] = {**context, **own}
-        if integrations is not None:
-            own = stamped.get("integrations")
-            if own is None:
-                stamped["integrations"] = integrations
-            elif isinstance(own, dict):
-                stamped["integrations"] = {**integrations, **own}
+        merge_batch_fields(stamped, sent_at, context, integrations)
         batch.add(index, item, stamped)
     return batch.finish()
 
 
-def _check_batch_limits(count: int, sent_at: Any, context: Any, integrations: Any) -> None:
+def merge_batch_fields(
+    stamped: dict[str, Any],
+    sent_at: Any,
+    context: dict[str, Any] | None,
+    integrations: dict[str, Any] | None,
+) -> None:
+    """Segment's batch semantics on one stamped event: the batch's sentAt when it has none,
+    the batch's context and integrations under its own (its keys win)."""
+    if sent_at is not None and "sentAt" not in stamped:
+        stamped["sentAt"] = sent_at
+    if context is not None:
+        own = stamped.get("context")
+        if own is None:
+            stamped["context"] = context
+        elif isinstance(own, dict):
+            stamped["context"] = {**context, **own}
+    if integrations is not None:
+        own = stamped.get("integrations")
+        if own is None:
+            stamped["integrations"] = integrations
+        elif isinstance(own, dict):
+            stamped["integrations"] = {**integrations, **own}
+
+
+def check_batch_limits(count: int, sent_at: Any, context: Any, integrations: Any) -> None:
     """Limit checks before any per-event work: the number of events, and the batch's shared
     fields, which are copied into every event (collector.config)."""
     if count > MAX_BATCH_EVENTS:

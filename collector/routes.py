@@ -3,6 +3,7 @@ operations routes (health, readiness, metrics), and the JSON answers to HTTP err
 
 Each `add_*` function returns the paths it added, which the metrics middleware labels by name
 (any other path counts as "other", so scanners cannot blow up the metric's cardinality).
+`event_dispatch` serves the POSTs to the event routes without FastAPI's routing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from collector.delivery import Delivery
 from collector.errors import json_response
@@ -31,8 +33,10 @@ OPERATIONS_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"}
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def add_event_routes(app: FastAPI, collector: Collector) -> set[str]:
-    """POST /v1/<type> for each message type, analytics.js' /v1/<letter>, and the batch."""
+def add_event_routes(app: FastAPI, collector: Collector) -> dict[str, str | None]:
+    """POST /v1/<type> for each message type, analytics.js' /v1/<letter>, and the batch; the
+    message type of each path (None: a batch). FastAPI documents them and answers what is
+    not a POST to them; `event_dispatch` serves the POSTs."""
 
     def event_route(kind: str) -> Endpoint:
         async def endpoint(request: Request) -> Response:
@@ -45,7 +49,7 @@ def add_event_routes(app: FastAPI, collector: Collector) -> set[str]:
         return await collector.handle(request, None)
 
     event_responses = {200: {"model": Accepted}, **ERROR_RESPONSES}
-    routes = set()
+    routes: dict[str, str | None] = {}
     for kind in MESSAGE_TYPES:
         app.add_api_route(
             f"/v1/{kind}",
@@ -59,7 +63,7 @@ def add_event_routes(app: FastAPI, collector: Collector) -> set[str]:
             operation_id=f"post_{kind}",
             description=f"One `{kind}` message (`type` defaults to `{kind}`). " + AUTH_DOC,
         )
-        routes.add(f"/v1/{kind}")
+        routes[f"/v1/{kind}"] = kind
     for short, kind in SHORT_PATHS.items():
         app.add_api_route(
             f"/v1/{short}",
@@ -72,7 +76,7 @@ def add_event_routes(app: FastAPI, collector: Collector) -> set[str]:
             openapi_extra={**event_body(kind), "security": SECURITY},
             operation_id=f"post_{short}_{kind}",
         )
-        routes.add(f"/v1/{short}")
+        routes[f"/v1/{short}"] = kind
     batch_responses = {200: {"model": BatchAccepted}, **ERROR_RESPONSES}
     for alias in BATCH_ALIASES:
         app.add_api_route(
@@ -92,8 +96,26 @@ def add_event_routes(app: FastAPI, collector: Collector) -> set[str]:
                 "apply to every event that lacks them. " + AUTH_DOC
             ),
         )
-        routes.add(f"/v1/{alias}")
+        routes[f"/v1/{alias}"] = None
     return routes
+
+
+def event_dispatch(collector: Collector, routes: dict[str, str | None]) -> ASGIApp:
+    """The POSTs to the event routes as a bare ASGI app (collector.app.CollectorApp puts it
+    in front of FastAPI's routing, whose per-request work would cost more than the events of
+    a batch): the same handler, and the same JSON 500 as `add_error_handlers` gives for an
+    unexpected failure."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await collector.handle(request, routes[scope["path"]])
+        except Exception:
+            log.exception("unhandled error", extra={"path": scope["path"]})
+            response = internal_error()
+        await response(scope, receive, send)
+
+    return app
 
 
 def add_operation_routes(app: FastAPI, delivery: Delivery, metrics: Metrics) -> set[str]:
@@ -151,14 +173,18 @@ def add_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def internal_error(request: Request, error: Exception) -> Response:
+    async def unexpected_error(request: Request, error: Exception) -> Response:
         log.exception("unhandled error", extra={"path": request.url.path})
-        return json_response(
-            {
-                "success": False,
-                "code": "internal_error",
-                "message": "internal error",
-                "reason": "the collector failed; the request was not accepted",
-            },
-            500,
-        )
+        return internal_error()
+
+
+def internal_error() -> Response:
+    return json_response(
+        {
+            "success": False,
+            "code": "internal_error",
+            "message": "internal error",
+            "reason": "the collector failed; the request was not accepted",
+        },
+        500,
+    )

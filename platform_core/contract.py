@@ -63,11 +63,16 @@ COLLECTOR_ID_NAMESPACE = uuid.UUID("5d2f6a4e-8c1b-5e7a-9f3d-1b2c3d4e5f60")
 _NOT_CONTENT = ("messageId", "sentAt", "receivedAt", "writeKey")
 
 Id = Annotated[str, Field(min_length=1, max_length=512)]
+
+
+def text_from_int(value: Any) -> Any:
+    """An integer id (not a bool) as text; anything else unchanged, for `str` to judge."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 # The spec says strings, but many clients send numeric product and order ids; keep them as text.
 NumericOrTextId = Annotated[
-    str,
-    BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v),
-    Field(min_length=1, max_length=512),
+    str, BeforeValidator(text_from_int), Field(min_length=1, max_length=512)
 ]
 
 
@@ -135,6 +140,9 @@ class Context(_Open):
 
 # --- messages ------------------------------------------------------------------------------
 
+# A message names who it is about: at least one of these is a non-empty string.
+IDENTITY_FIELDS = ("userId", "anonymousId")
+
 
 class _Message(_Open):
     messageId: Id | None = None
@@ -149,7 +157,7 @@ class _Message(_Open):
 
     @model_validator(mode="after")
     def _identified(self) -> _Message:
-        if not self.userId and not self.anonymousId:
+        if not any(getattr(self, name) for name in IDENTITY_FIELDS):
             raise ValueError("either userId or anonymousId is required")
         return self
 

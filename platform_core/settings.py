@@ -218,6 +218,12 @@ class Settings:
         "Seconds a collector request waits for Pub/Sub before spooling its events",
         _seconds,
     )
+    collector_workers: int = _setting(
+        "COLLECTOR_WORKERS",
+        "1",
+        "Collector processes per pod (one core each), each with its own spool directory",
+        _int(1, 64),
+    )
     collector_max_in_flight: int = _setting(
         "COLLECTOR_MAX_IN_FLIGHT",
         "128",

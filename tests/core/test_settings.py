@@ -54,6 +54,7 @@ TYPED_VALUES = {
     "COMPACTION_MIN_AGE_SECONDS": ("60", timedelta(minutes=1)),
     "COLLECTOR_PUBLISH_TIMEOUT_S": ("2.5", timedelta(seconds=2.5)),
     "COLLECTOR_MAX_IN_FLIGHT": ("64", 64),
+    "COLLECTOR_WORKERS": ("2", 2),
     "COLLECTOR_MAX_CONNECTIONS": ("512", 512),
     "LLM_TIMEOUT_SECONDS": ("12", timedelta(seconds=12)),
     "COLLECTOR_SPOOL_MAX_MB": ("0.5", 512 * 1024),

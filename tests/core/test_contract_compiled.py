@@ -1,0 +1,77 @@
+"""The compiled contract (platform_core/contract_compiled.py) against the Pydantic contract it
+is derived from: what it accepts, `parse_message` accepts (generated valid and broken events),
+and it accepts the ordinary events of every message type and e-commerce schema (so the
+collector's fast path is the usual one; tests/collector/test_collector_fastpath.py compares
+the collector's output both ways). Expected verdicts come from `parse_message` and from
+hand-written cases, never from the compiled check itself."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+import pytest
+from contract_cases import CONTEXT, INVALID, VALID, events, with_identity
+from hypothesis import HealthCheck, given, settings
+
+from platform_core.contract import ContractError, parse_message
+from platform_core.contract_compiled import (
+    Message,
+    context_canonical,
+    datetimes_valid,
+    messages_valid,
+)
+
+
+def compiled_accepts(event: Any) -> bool:
+    """The compiled check's verdict on one event, as collector.fastpath applies it."""
+    try:
+        message = msgspec.json.decode(json.dumps(event), type=Message)
+    except msgspec.DecodeError:
+        return False
+    context = message.context
+    if context is not msgspec.UNSET and context_canonical(bytes(context)) is None:
+        return False
+    times = [message.timestamp, message.originalTimestamp, message.sentAt]
+    return datetimes_valid([t for t in times if type(t) is str]) and messages_valid([message])[0]
+
+
+def contract_accepts(event: Any) -> bool:
+    try:
+        parse_message(event)
+    except ContractError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("event", VALID, ids=lambda e: e.get("event") or e["type"])
+def test_ordinary_events_take_the_fast_path(event):
+    event = {
+        **with_identity(event),
+        "messageId": "m-1",
+        "timestamp": "2026-12-06T03:59:58.120Z",
+        "context": CONTEXT,
+    }
+    assert contract_accepts(event), "the hand-written case is valid"
+    assert compiled_accepts(event)
+
+
+@pytest.mark.parametrize("event", INVALID, ids=str)
+def test_broken_events_are_refused_by_both(event):
+    event = with_identity(event) if event.get("anonymousId") != "" else event
+    assert not contract_accepts(event), "the hand-written case is invalid"
+    assert not compiled_accepts(event)
+
+
+# --- generated events: accepted by the compiled check => accepted by the contract -----------
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events())
+def test_what_the_compiled_check_accepts_the_contract_accepts(event):
+    if compiled_accepts(event):
+        try:
+            parse_message(event)
+        except ContractError as error:
+            pytest.fail(f"compiled check accepted what the contract refuses ({error}): {event}")
