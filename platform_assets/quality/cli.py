@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from platform_assets.genai.quality_agent import QualityNarrator
-from platform_assets.quality.config import select_assets
 from platform_assets.quality.engine import QualityEngine, parse_as_of
 from platform_assets.quality.history import history_for
+from platform_assets.quality.monitors import select_assets
 from platform_assets.quality.results import CheckResult, fmt, jsonable
 from platform_assets.quality.warehouse import warehouse_for
 from platform_core.settings import get_settings

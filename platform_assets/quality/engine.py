@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from platform_assets.quality.config import AssetQuality, Rule
+from platform_assets.quality.calendar import CALENDAR_ASSET, load_calendar
 from platform_assets.quality.history import HistoryStore
 from platform_assets.quality.results import CheckResult
 from platform_assets.quality.rules import RULE_TYPES, RuleContext, evaluate_rule
+from platform_assets.quality.specs import AssetQuality, Rule
 from platform_assets.quality.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,9 @@ class QualityEngine:
                     as_of=as_of,
                     schemas=self.history,
                     remember_schema=self.remember_schema,
+                    calendar_source=lambda: load_calendar(
+                        session, self.warehouse.relation(CALENDAR_ASSET)
+                    ),
                 )
                 for rule in rules:
                     try:

@@ -31,8 +31,8 @@ from platform_assets.genai.quality_agent import (
     deterministic_narrative,
     prompt_template,
 )
-from platform_assets.quality.config import AssetQuality, References
 from platform_assets.quality.engine import QualityEngine
+from platform_assets.quality.specs import AssetQuality, References
 from platform_assets.quality.warehouse import DuckDBWarehouse
 from platform_core.settings import Settings
 

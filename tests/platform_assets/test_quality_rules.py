@@ -9,7 +9,9 @@ import pytest
 import sqlglot
 from test_quality_support import AS_OF, DAY, TinyPlatform, daily_counts, event_rows
 
-from platform_assets.quality.config import (
+from platform_assets.quality.engine import QualityEngine
+from platform_assets.quality.history import DuckDBHistoryStore
+from platform_assets.quality.specs import (
     AssetQuality,
     Duplicates,
     Freshness,
@@ -18,8 +20,6 @@ from platform_assets.quality.config import (
     SchemaChange,
     Volume,
 )
-from platform_assets.quality.engine import QualityEngine
-from platform_assets.quality.history import DuckDBHistoryStore
 from platform_assets.quality.stats import rate_baseline, volume_baseline
 from platform_assets.quality.warehouse import BigQueryWarehouse, DuckDBWarehouse
 
@@ -426,7 +426,7 @@ def test_bigquery_warehouse_sends_transpiled_sql():
     asset = AssetQuality("mart/fct_orders", duplicates=Duplicates(key=("order_id",)), schema=None)
     [result] = engine.evaluate(asset, as_of=AS_OF)
     assert result.passed
-    sql = client.queries[0]
+    [sql] = client.queries
     assert "`acme-prod`.`mart`.`fct_orders`" in sql
     sqlglot.parse_one(sql, read="bigquery")  # valid BigQuery
 
