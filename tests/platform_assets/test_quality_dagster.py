@@ -1,6 +1,7 @@
-"""End to end on the real code location: a fault injected into a small shop's raw data shows up
-as a failed asset check (with metadata and narrative), a Slack payload with the narrative on a
-local webhook, and rows in monitoring.data_quality_checks.
+"""End to end on the real code location: a fault injected into a small shop's raw data (order
+lines pointing at a product that does not exist) fails the dbt `relationships` test that owns
+that invariant, shows up as one incident (one Slack message on a local webhook, with its
+narrative) and leaves the agent's evaluations in monitoring.data_quality_checks.
 """
 
 from __future__ import annotations
@@ -40,12 +41,16 @@ def faulty_platform(small_platform, tmp_path, monkeypatch):
     get_settings.cache_clear()
 
 
-def test_injected_fault_fails_a_check_alerts_slack_and_lands_in_history(faulty_platform):
+RELATIONSHIPS = "relationships_stg_order_items_product_id__product_id__ref_stg_products_"
+
+
+def test_injected_fault_is_one_incident_in_slack_and_lands_in_history(faulty_platform):
     from devtools.slack_webhook import LocalWebhook
     from platform_assets.definitions import build_definitions, platform_assets
-    from platform_assets.quality.alerts import SlackAlerts, deliver_alerts
+    from platform_assets.quality.alerts import deliver_alerts
     from platform_assets.quality.checks import quality_asset_checks
     from platform_assets.quality.definitions import quality_resources
+    from platform_assets.quality.slack import SlackAlerts
 
     platform, data_dir, changed = faulty_platform
     as_of = datetime.combine(platform.last_day + timedelta(days=1), time(0, 5))
@@ -67,39 +72,35 @@ def test_injected_fault_fails_a_check_alerts_slack_and_lands_in_history(faulty_p
             raise_on_error=False,
         )
         assert result.success  # the failing check is not blocking: the run completes
-        ours = [e for e in result.get_asset_check_evaluations() if "rule" in e.metadata]
-        failed = {(e.asset_key.to_user_string(), e.check_name): e for e in ours if not e.passed}
-        key = ("staging/stg_order_items", "referential_integrity_product_id")
+        evaluations = result.get_asset_check_evaluations()
+        failed = {
+            (e.asset_key.to_user_string(), e.check_name): e for e in evaluations if not e.passed
+        }
+        # the dbt test owns the invariant (the agent dropped its own referential rule)
+        key = ("staging/stg_order_items", RELATIONSHIPS)
         assert key in failed, sorted(failed)
-        evaluation = failed[key]
-        assert evaluation.severity == dg.AssetCheckSeverity.ERROR
-        sample = evaluation.metadata["sample"].value
-        assert "990001" in sample
-        assert evaluation.metadata["narrator"].value == "deterministic narrator (no LLM)"
-        # nothing else critical on the clean parts of the shop
-        assert not [
-            k for k, e in failed.items() if e.severity == dg.AssetCheckSeverity.ERROR and k != key
-        ]
+        assert failed[key].metadata["dagster_dbt/failed_row_count"].value > 0
 
-        keys = sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda k: k.to_user_string())
         with LocalWebhook() as hook:
-            _, outcome = deliver_alerts(instance, keys, None, SlackAlerts(webhook_url=hook.url))
-            texts = [p["text"] for p in hook.payloads]
-        assert any(
-            t.startswith("[CRITICAL] staging/stg_order_items · referential_integrity_product_id")
-            for t in texts
-        ), texts
-        alert = next(p for p in hook.payloads if "referential_integrity_product_id" in p["text"])
-        assert "Likely causes" in str(alert["blocks"])
-        assert len(outcome.alerts) == len(hook.payloads)
+            _, outcome = deliver_alerts(
+                instance, defs.resolve_asset_graph(), None, SlackAlerts(webhook_url=hook.url)
+            )
+            payloads = list(hook.payloads)
+        # one root cause, one message: every failing check of the run is in it
+        assert len(payloads) == 1 and len(outcome.alerts) == 1, [p["text"] for p in payloads]
+        alert = payloads[0]
+        assert alert["text"].startswith(
+            "[WARNING] data-quality incident at staging/stg_order_items"
+        ), alert["text"]
+        blocks = str(alert["blocks"])
+        assert RELATIONSHIPS in blocks and "Likely causes" in blocks
+        for asset, check in failed:
+            assert check in blocks and asset in blocks
+        assert "most likely starts at staging/stg_order_items" in blocks
 
     with duckdb.connect(str(data_dir / "monitoring.duckdb"), read_only=True) as con:
-        row = con.execute(
-            "select passed, severity, value, narrator, run_id from data_quality_checks "
-            "where asset = 'staging/stg_order_items' "
-            "and check_name = 'referential_integrity_product_id'"
+        total, runs = con.execute(
+            "select count(*), count(distinct run_id) from data_quality_checks"
         ).fetchone()
-        total = con.execute("select count(*) from data_quality_checks").fetchone()[0]
-    assert row[0] is False and row[1] == "error" and row[2] > 0
-    assert row[3] == "deterministic narrator (no LLM)" and row[4] == result.run_id
-    assert total == len(ours)
+    ours = [e for e in evaluations if "rule" in e.metadata]
+    assert total == len(ours) and runs == 1
