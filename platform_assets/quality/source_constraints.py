@@ -105,7 +105,8 @@ def read_catalog(
                 row["table_name"], row["column_name"], row["type_name"], list(row["labels"])
             )
             table(row["table_name"])["constraints"].append(asdict(labels))
-    return {"source": "postgresql", "schema": schema, "tables": dict(sorted(found.items()))}
+    catalog = {"source": "postgresql", "schema": schema, "tables": dict(sorted(found.items()))}
+    return json.loads(json.dumps(catalog))  # plain JSON, as the snapshot file holds it
 
 
 def not_null(table: str, column: str) -> Constraint:
