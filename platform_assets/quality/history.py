@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from platform_assets.quality.history_bigquery import BigQueryHistoryStore
 from platform_assets.quality.history_duckdb import DuckDBHistoryStore
+from platform_assets.quality.history_tables import AssetMemory
 from platform_assets.quality.results import CheckResult
 from platform_core.settings import Settings
 
@@ -45,6 +46,8 @@ class HistoryStore(Protocol):
     def recent(self, asset: str, check_name: str, limit: int = 10) -> list[dict[str, Any]]: ...
 
     def flagged_days(self, asset: str, check_name: str, since: date) -> set[date]: ...
+
+    def memory(self, asset: str, since: date, recent: int = 9) -> AssetMemory: ...
 
     def latest_narrative(
         self, fingerprint: str, since: datetime

@@ -18,6 +18,7 @@ from platform_assets.quality.history_tables import (
     SCHEMAS_TABLE,
     TABLE,
     TRENDS_SQL,
+    AssetMemory,
     flagged_days_of,
     to_row,
     utcnow,
@@ -158,6 +159,25 @@ class BigQueryHistoryStore:
             ],
         )
         return flagged_days_of(rows, since)
+
+    def memory(self, asset: str, since: date, recent: int = 9) -> AssetMemory:
+        """Flagged days and recent results of every check of an asset (two queries)."""
+        flagged = self._select(
+            f"select check_name, details from `{self.table_id()}` where asset = @asset "
+            f"and status in ('warn', 'fail') and as_of >= @since",
+            [
+                ("asset", "STRING", asset),
+                ("since", "TIMESTAMP", datetime.combine(since, datetime.min.time())),
+            ],
+        )
+        latest = self._select(
+            f"select check_name, evaluated_at, as_of, value, passed, status "
+            f"from `{self.table_id()}` where asset = @asset qualify row_number() over "
+            f"(partition by check_name order by evaluated_at desc) <= {int(recent)} "
+            f"order by check_name, evaluated_at desc",
+            [("asset", "STRING", asset)],
+        )
+        return AssetMemory.from_rows(flagged, latest, since)
 
     def latest_narrative(
         self, fingerprint: str, since: datetime

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -79,6 +80,28 @@ def flagged_days_of(rows: list[dict[str, Any]], since: date) -> set[date]:
         if value and date.fromisoformat(value[:10]) >= since:
             days.add(date.fromisoformat(value[:10]))
     return days
+
+
+@dataclass
+class AssetMemory:
+    """What an evaluation of one asset needs from its history, read in one go: the days each
+    daily check already judged anomalous, and each check's recent results."""
+
+    flagged: dict[str, set[date]] = field(default_factory=dict)
+    recent: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @classmethod
+    def from_rows(
+        cls, flagged_rows: list[dict[str, Any]], recent_rows: list[dict[str, Any]], since: date
+    ) -> AssetMemory:
+        memory = cls()
+        for row in flagged_rows:
+            memory.flagged.setdefault(row["check_name"], set()).update(
+                flagged_days_of([row], since)
+            )
+        for row in recent_rows:  # newest first
+            memory.recent.setdefault(row["check_name"], []).append(row)
+        return memory
 
 
 def utcnow() -> datetime:

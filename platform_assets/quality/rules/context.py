@@ -43,6 +43,7 @@ class RuleContext:
     schemas: Memory | None = None
     remember_schema: bool = True
     calendar_source: Callable[[], BusinessCalendar] = BusinessCalendar
+    flagged: dict[str, set[date]] | None = None  # read ahead by the engine, per check
     _columns: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     _calendar: BusinessCalendar | None = None
 
@@ -73,9 +74,12 @@ class RuleContext:
 
     def incident_days(self, check_name: str, since: date) -> set[date]:
         """Days this check already judged anomalous: incidents, not normal behaviour."""
-        if self.schemas is None:
+        if self.flagged is not None:
+            days = {d for d in self.flagged.get(check_name, set()) if d >= since}
+        elif self.schemas is not None:
+            days = self.schemas.flagged_days(self.asset.asset, check_name, since)
+        else:
             return set()
-        days = self.schemas.flagged_days(self.asset.asset, check_name, since)
         days.discard(self.day)
         return days
 

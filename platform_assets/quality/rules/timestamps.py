@@ -40,6 +40,19 @@ def check_timestamp_bounds(ctx: RuleContext, rule: TimestampBounds) -> CheckResu
     cut = day_cut(ctx, rule.day)
     columns = monitored(ctx, "temporal", rule.exclude, cut.column if cut else None)
     findings: list[dict[str, Any]] = []
+    if not columns and (cut is None or cut.column is None):
+        return build_result(
+            ctx,
+            rule,
+            rule_type="timestamp_bounds",
+            failed=False,
+            severity=rule.severity,
+            metric="out_of_bounds",
+            value=None,
+            low=None,
+            high=None,
+            description=f"Timestamps of {ctx.asset.asset} not judged: no timestamp column.",
+        )
     if cut is not None and cut.column is not None:
         findings.append(_day_column(ctx, cut.column, future, rule))
     if columns and cut is not None:

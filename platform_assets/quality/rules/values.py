@@ -71,11 +71,11 @@ def check_column_values(ctx: RuleContext, rule: ColumnValues) -> CheckResult:
         return _not_judged(ctx, rule, f"no rows on {ctx.day}", cut)
     if training is None:
         return _not_judged(ctx, rule, "rows on too few days to learn from", cut)
-    extremes = statistics.median(days[d]["n"] for d in training) >= rule.min_rows_per_day
+    typical_rows = statistics.median(days[d]["n"] for d in training)
     findings = [
         finding
         for index, column in enumerate(columns)
-        for finding in _judge_column(ctx, rule, f"m{index}", column, days, training, extremes)
+        for finding in _judge_column(ctx, rule, f"m{index}", column, days, training, typical_rows)
     ]
     return _verdict(ctx, rule, cut, findings, len(training))
 
@@ -130,15 +130,18 @@ def _judge_column(
     column: str,
     days: dict[date, Row],
     training: list[date],
-    extremes: bool,
+    typical_rows: float,
 ) -> list[Finding]:
+    """A table with one row a day (a daily mart) has its sum for mean, min and max: only
+    the sum is judged (it knows the weekdays and the calendar). Extremes of a few rows are
+    noise, and on a declared day more traffic stretches them."""
     today = days[ctx.day]
     declared = ctx.calendar.is_declared(ctx.day)
     findings = [_judge_sum(ctx, rule, m, column, days, training)]
     present = [d for d in training if days[d][f"{m}_count"]]
-    if today[f"{m}_count"]:
+    if today[f"{m}_count"] and typical_rows > 1:
         findings.append(_judge_mean(rule, column, days, present, m, today))
-        if extremes and not declared:  # extremes stretch with traffic on a declared day
+        if typical_rows >= rule.min_rows_per_day and not declared:
             findings += [
                 _judge_band(rule, column, metric, days, present, m, today, extreme=True)
                 for metric in ("min", "max")
