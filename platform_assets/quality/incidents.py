@@ -105,9 +105,12 @@ def group_failures(failures: Sequence[Failure], lineage: Lineage) -> list[Group]
 
     origins_of: dict[str, set[str]] = {}
     for failure in failures:
-        upstream: set[str] = set()
-        for asset in (failure.asset, *failure.reads):
+        # what the failure depends on that fails too: its asset's ancestors, and what it
+        # reads with their ancestors; the failure's own asset is the origin only when none
+        upstream = set(lineage.ancestors(failure.asset) & failing)
+        for asset in failure.reads:
             upstream |= ({asset} | lineage.ancestors(asset)) & failing
+        upstream.discard(failure.asset)
         origins = {a for a in upstream if not (lineage.ancestors(a) & upstream)}
         origins_of[failure.check_key] = origins or {failure.asset}
         for origin in origins_of[failure.check_key]:
