@@ -263,6 +263,12 @@ CONSISTENCY: tuple[tuple[str, Agreement | Unmatched], ...] = (
                 measure="sum(gross_revenue)",
                 label="revenue in the database",
             ),
+            per=DailyMeasure(
+                asset="mart/mart_daily_sales",
+                day="sales_date",
+                measure="sum(orders)",
+                label="paid orders",
+            ),
             min_right=100.0,
         ),
     ),

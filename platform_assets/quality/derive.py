@@ -4,7 +4,9 @@
   a mix monitor on its low-cardinality columns (`ColumnMix`), timestamp bounds
   (`TimestampBounds`); its day is its first date, else its parent's (dbt `relationships`);
   its key columns (dbt `unique`/`relationships` tests) are ids, not values;
-- every raw table (`platform_core.raw.schema`): mix and timestamp bounds per ingestion day;
+- every raw table (`platform_core.raw.schema`): mix and timestamp bounds per day of its
+  partition column (events: the event's day; CDC: the ingestion day), so a backlog that
+  lands late counts on the day it belongs to, not on the day it caught up;
 - the CDC staging tables (models reading `raw.cdc_<table>`): the source table's NOT NULLs,
   CHECKs and enums from the catalog snapshot (`source_constraints`), and any model's dbt
   contract constraints, as `SourceConstraints`, keyed by the source's primary key.
@@ -34,7 +36,6 @@ from platform_assets.quality.specs import (
 )
 from platform_core.raw.schema import RAW_TABLES
 
-RAW_DAY = "ingested_at"  # raw is append-only: its day is when a row landed
 FAMILIES = ("values", "mix", "timestamps", "constraints")
 
 
@@ -45,7 +46,9 @@ def derive_monitors(
     derived: dict[str, AssetQuality] = {}
     for name in RAW_TABLES:
         asset = f"raw/{name}"
-        derived[asset] = _raw_monitors(asset, overrides.get(asset))
+        derived[asset] = _raw_monitors(
+            asset, RAW_TABLES[name].partition_column, overrides.get(asset)
+        )
     for model in project.models.values():
         derived[model.asset] = _model_monitors(model, project, catalog, overrides.get(model.asset))
     return derived
@@ -66,8 +69,8 @@ def _wanted(family: str, override: Override | None) -> bool:
     return override is None or family not in override.skip
 
 
-def _raw_monitors(asset: str, override: Override | None) -> AssetQuality:
-    day = DayColumn(column=RAW_DAY)
+def _raw_monitors(asset: str, partition: str, override: Override | None) -> AssetQuality:
+    day = DayColumn(column=partition)
     exclude = override.exclude if override else ()
     return AssetQuality(
         asset=asset,

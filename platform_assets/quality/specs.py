@@ -298,13 +298,15 @@ class DailyMeasure:
 @dataclass(frozen=True)
 class Agreement:
     """Two sources describing the same business agree per day: the ratio `left / right`
-    (orders completed in events / paid orders in the database) is judged against its own
-    history on the days before (median and robust spread), with at least `min_abs_change`
-    of tolerance: the tolerance is learnt from clean days, not set."""
+    (orders completed in events / paid orders in the database) is judged against where it
+    usually is. The tolerance is learnt from the clean days before, as a noise per unit
+    (`per`: the count the measures add up, by default `right`), so a day with few orders is
+    allowed more; never less than `min_abs_change` (see `stats.ratio_band`)."""
 
     name: str
     left: DailyMeasure
     right: DailyMeasure
+    per: DailyMeasure | None = None
     sensitivity: float = 4.0
     min_abs_change: float = 0.04
     training_days: int = SEASONAL_TRAINING_DAYS

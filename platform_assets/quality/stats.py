@@ -373,3 +373,28 @@ def rate_baseline(
     sigma = 1.4826 * float(np.median(np.abs(values - median)))
     upper = min(1.0, median + max(sensitivity * sigma, min_abs_change))
     return RateBaseline(median=median, sigma=sigma, upper=upper, points=len(values))
+
+
+def ratio_band(
+    training: Sequence[tuple[float, float]],
+    units: float,
+    *,
+    sensitivity: float,
+    min_points: int,
+    min_abs_change: float,
+) -> Band | None:
+    """Where two sources' daily ratio usually is, for a day with `units` (orders).
+
+    `training`: (ratio, units) of the days before. On clean days the ratio sits at its
+    usual level except for a few units one side has not got yet (an event sent late): a
+    noise per unit, learnt as the root mean square of (ratio - usual) x sqrt(units), which
+    a day with n units sees divided by sqrt(n). A small day is allowed more.
+    """
+    days = [(r, n) for r, n in training if n > 0]
+    if len(days) < min_points or units <= 0:
+        return None
+    center = float(np.median([r for r, _ in days]))
+    per_unit = math.sqrt(sum((r - center) ** 2 * n for r, n in days) / len(days))
+    sigma = per_unit / math.sqrt(units)
+    half = max(sensitivity * sigma, min_abs_change)
+    return Band(predicted=center, low=center - half, high=center + half, z=0.0, points=len(days))

@@ -56,7 +56,8 @@ def test_every_model_and_raw_table_is_monitored_from_the_manifest():
     assert "staging/business_calendar" not in ASSETS  # a seed is declared data, not monitored
     for name in RAW_TABLES:
         raw = ASSETS[f"raw/{name}"]
-        assert raw.mix.day.column == raw.timestamps.day.column == "ingested_at"
+        partition = RAW_TABLES[name].partition_column  # events: event_date; CDC: ingest_date
+        assert raw.mix.day.column == raw.timestamps.day.column == partition
         assert raw.values is None  # numeric raw columns are offsets and LSNs
     for asset in models - {"mart/mart_user_behavior"}:
         assert ASSETS[asset].values and ASSETS[asset].mix and ASSETS[asset].timestamps, asset

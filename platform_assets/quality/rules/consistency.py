@@ -28,12 +28,8 @@ from platform_assets.quality.rules.context import (
     date_literal,
 )
 from platform_assets.quality.specs import Agreement, DailyMeasure, Unmatched
-from platform_assets.quality.stats import Scale, robust_band, share_test
+from platform_assets.quality.stats import ratio_band, share_test
 from platform_assets.quality.warehouse import quote
-
-
-def _linear(floor: float) -> Scale:
-    return Scale(lambda v: v, lambda y: y, floor, "linear")
 
 
 def _daily(ctx: RuleContext, side: DailyMeasure, start: date) -> dict[date, float]:
@@ -50,6 +46,7 @@ def _daily(ctx: RuleContext, side: DailyMeasure, start: date) -> dict[date, floa
 def check_agreement(ctx: RuleContext, rule: Agreement) -> CheckResult:
     start = ctx.day - timedelta(days=rule.training_days)
     left, right = _daily(ctx, rule.left, start), _daily(ctx, rule.right, start)
+    units = _daily(ctx, rule.per, start) if rule.per else right
     ratios = {d: left.get(d, 0.0) / r for d, r in right.items() if r >= rule.min_right}
     recent = [
         {
@@ -61,16 +58,17 @@ def check_agreement(ctx: RuleContext, rule: Agreement) -> CheckResult:
         for d, v in sorted(ratios.items())[-RECENT_DAYS:]
     ]
     incidents = ctx.incident_days(rule.check_name, start)
-    training = [v for d, v in ratios.items() if d < ctx.day and d not in incidents]
+    training = [
+        (v, units.get(d, 0.0)) for d, v in ratios.items() if d < ctx.day and d not in incidents
+    ]
     today = ratios.get(ctx.day)
     band = (
-        robust_band(
+        ratio_band(
             training,
-            today,
-            scale=_linear(rule.min_abs_change / rule.sensitivity),
+            units.get(ctx.day, 0.0),
             sensitivity=rule.sensitivity,
             min_points=rule.min_training_points,
-            min_relative_change=0.0,
+            min_abs_change=rule.min_abs_change,
         )
         if today is not None
         else None
