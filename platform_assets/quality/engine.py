@@ -1,5 +1,8 @@
 """Runs an asset's rules, narrates what failed, records everything in the history store.
 
+The asset's history (days its daily checks already flagged, recent results) is read once
+per evaluation; `evaluate_many` checks several assets on one warehouse session.
+
 Used by the Dagster checks, the CLI and the evaluation alike. A rule that raises (missing
 table, lock held too long) becomes a `status="error"` warning result rather than an
 exception: an unreadable warehouse is reported, it does not fail the run. The narrator can
