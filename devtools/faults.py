@@ -15,7 +15,7 @@ Classes (family: what breaks):
 - values: wrong_amount (the database charges a share of orders x k), price_in_cents (an
   app release sends prices in cents), invalid_values (the CDC bridge drops a field the
   database requires);
-- mixes: tracking_stop (a track call stops on one web page), device_misclassified (a user
+- mixes: tracking_stop (a page's view call stops on the web), device_misclassified (a user
   agent parser release maps desktops to "unknown");
 - partial stalls: source_stall (one app's events stop from some hour), cdc_stall (the CDC
   path stalls from some hour while events flow); their backlogs land after midnight;
@@ -385,11 +385,11 @@ CLASSES: dict[str, FaultClass] = {
     "tracking_stop": FaultClass(
         "mixes",
         lambda r: {
-            "event": r.choice(("Product Viewed", "Product List Viewed", "Product Added")),
+            "event": r.choice(("Product Viewed", "Product List Viewed")),
             "share": _uniform(0.7, 1.0)(r),
         },
         _tracking_stop,
-        ranges="one of 3 events, 70-100% of web visitors",
+        ranges="product or list views, 70-100% of web visitors",
     ),
     "device_misclassified": FaultClass(
         "mixes",

@@ -40,10 +40,12 @@ CDC_KEY = ("pk", "lsn")  # the same change twice: a replay
 
 def _cdc(table: str) -> AssetQuality:
     # Source changes are bursty (catalogue edits at night, quiet hours): freshness would page
-    # for nothing, so CDC tables are watched by volume, replays and schema instead.
+    # for nothing, so CDC tables are watched by volume, replays and schema instead. Volume
+    # counts the changes committed per day (source_ts): a stalled stream shows as a drop on
+    # the day it stalled, and its backlog does not look like a spike on the day it lands.
     return AssetQuality(
         asset=f"raw/cdc_{table}",
-        volume=Volume(date_column="ingest_date"),
+        volume=Volume(date_column="source_ts"),
         duplicates=Duplicates(
             key=CDC_KEY, baseline=True, date_column="ingest_date", severity="warn"
         ),

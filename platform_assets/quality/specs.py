@@ -207,10 +207,11 @@ class ColumnMix:
     """Per day, the share of each value of every low-cardinality column (text or boolean
     with at most `max_distinct` values over the training window): event name, source,
     status, device, currency. Values below `min_share` in training are pooled as
-    "(other)". A share fails when it moves beyond `sensitivity` x its spread (the larger of
-    the training days' robust spread and the binomial noise of the day's row count, so
+    "(other)". A share fails when it moves beyond `sensitivity` x its spread (the binomial
+    noise of the day's row count and the training days' robust spread together, so
     sessions that bring many events of one kind do not make it brittle) and by more than
     `min_abs_change` (absolute share) and `min_relative_change` (of the expected share).
+    Like the value monitors, a table gets dozens of these tests a day: sensitivity 5.
     """
 
     day: DayColumn = field(default_factory=DayColumn)
@@ -218,7 +219,7 @@ class ColumnMix:
     where: str | None = None
     max_distinct: int = 300
     min_share: float = 0.01
-    sensitivity: float = 4.0
+    sensitivity: float = 5.0
     min_abs_change: float = 0.01
     min_relative_change: float = 0.25
     training_days: int = SEASONAL_TRAINING_DAYS
@@ -299,9 +300,10 @@ class DailyMeasure:
 class Agreement:
     """Two sources describing the same business agree per day: the ratio `left / right`
     (orders completed in events / paid orders in the database) is judged against where it
-    usually is. The tolerance is learnt from the clean days before, as a noise per unit
-    (`per`: the count the measures add up, by default `right`), so a day with few orders is
-    allowed more; never less than `min_abs_change` (see `stats.ratio_band`)."""
+    usually is. The tolerance is learnt from the clean days before, as a rate of "missing"
+    units (`per`: the count the measures add up, by default `right`; an order whose event
+    comes late), so a day with few orders is allowed more; never less than
+    `min_abs_change` (see `stats.ratio_band`)."""
 
     name: str
     left: DailyMeasure

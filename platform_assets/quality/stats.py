@@ -375,6 +375,18 @@ def rate_baseline(
     return RateBaseline(median=median, sigma=sigma, upper=upper, points=len(values))
 
 
+def poisson_tail(count: int, mean: float) -> float:
+    """P(X >= count) for X ~ Poisson(mean)."""
+    if count <= 0:
+        return 1.0
+    term = math.exp(-mean)
+    below = term
+    for k in range(1, count):
+        term *= mean / k
+        below += term
+    return max(0.0, 1.0 - below)
+
+
 def ratio_band(
     training: Sequence[tuple[float, float]],
     units: float,
@@ -385,16 +397,24 @@ def ratio_band(
 ) -> Band | None:
     """Where two sources' daily ratio usually is, for a day with `units` (orders).
 
-    `training`: (ratio, units) of the days before. On clean days the ratio sits at its
-    usual level except for a few units one side has not got yet (an event sent late): a
-    noise per unit, learnt as the root mean square of (ratio - usual) x sqrt(units), which
-    a day with n units sees divided by sqrt(n). A small day is allowed more.
+    `training`: (ratio, units) of the days before. On clean days the ratio sits at its usual
+    level (the median) but for a few units one side has not got yet (an event sent late),
+    which come one at a time: a Poisson count of "missing" units per day, at a rate per unit
+    learnt from the training days (the mean distance from the usual level, with half a unit
+    of prior). The day is out of range when it misses more units than that count reaches
+    with the probability of `sensitivity` normal sigmas; never closer than `min_abs_change`.
     """
     days = [(r, n) for r, n in training if n > 0]
     if len(days) < min_points or units <= 0:
         return None
     center = float(np.median([r for r, _ in days]))
-    per_unit = math.sqrt(sum((r - center) ** 2 * n for r, n in days) / len(days))
-    sigma = per_unit / math.sqrt(units)
-    half = max(sensitivity * sigma, min_abs_change)
+    misses = sum(abs(r - center) * n for r, n in days)
+    rate = (misses + 0.5) / sum(n for _, n in days)
+    expected = rate * units
+    alpha = 0.5 * math.erfc(sensitivity / math.sqrt(2))
+    count = 1
+    while poisson_tail(count, expected) >= alpha:
+        count += 1
+    half = max((count - 0.5) / units, min_abs_change)
+    # no z-score here: the band comes from the Poisson tail
     return Band(predicted=center, low=center - half, high=center + half, z=0.0, points=len(days))
