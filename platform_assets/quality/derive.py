@@ -66,6 +66,9 @@ def _apply(rule: Any, override: Override | None) -> Any:
 
 
 def _wanted(family: str, override: Override | None) -> bool:
+    if override is not None and set(override.skip) - set(FAMILIES):
+        unknown = ", ".join(sorted(set(override.skip) - set(FAMILIES)))
+        raise ValueError(f"unknown monitor families {unknown}; known: {', '.join(FAMILIES)}")
     return override is None or family not in override.skip
 
 

@@ -367,7 +367,6 @@ Rule = (
     | Agreement
     | Unmatched
 )
-DERIVED_TYPES = (ColumnValues, ColumnMix, TimestampBounds, SourceConstraints)
 CROSS_ASSET_TYPES = (References, Agreement, Unmatched)
 
 
