@@ -271,9 +271,22 @@ def _invalid_values(f: Fault) -> list[str]:
 
 
 def _tracking_stop(f: Fault) -> list[str]:
+    where = (
+        f"{_received_on(f)} and source = 'web' and event = '{f.param('event')}' "
+        f"and {_share('anonymous_id', f.param('share'), f)}"
+    )
     return [
-        f"delete from events where {_received_on(f)} and source = 'web' "
-        f"and event = '{f.param('event')}' and {_share('anonymous_id', f.param('share'), f)}"
+        f"create or replace temp table {_backup(f)} as select * from events where {where}",
+        f"delete from events where {where}",
+    ]
+
+
+def _backfill_events(f: Fault) -> list[str]:
+    """The lost events are recovered (server logs) and loaded the next morning."""
+    morning = _ts(_start(f) + timedelta(days=1, minutes=30))
+    return [
+        f"insert into events select * replace ({morning} + (ingested_at - "
+        f"{_ts(_start(f))}) / 1000 as ingested_at) from {_backup(f)}"
     ]
 
 
@@ -389,6 +402,7 @@ CLASSES: dict[str, FaultClass] = {
             "share": _uniform(0.7, 1.0)(r),
         },
         _tracking_stop,
+        _backfill_events,
         ranges="product or list views, 70-100% of web visitors",
     ),
     "device_misclassified": FaultClass(

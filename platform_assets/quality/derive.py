@@ -4,9 +4,9 @@
   a mix monitor on its low-cardinality columns (`ColumnMix`), timestamp bounds
   (`TimestampBounds`); its day is its first date, else its parent's (dbt `relationships`);
   its key columns (dbt `unique`/`relationships` tests) are ids, not values;
-- every raw table (`platform_core.raw.schema`): mix and timestamp bounds per day of its
-  partition column (events: the event's day; CDC: the ingestion day), so a backlog that
-  lands late counts on the day it belongs to, not on the day it caught up;
+- every raw table (`platform_core.raw.schema`): mix and timestamp bounds per day the data
+  happened (events: their partition, the event's day; CDC: the commit time, `source_ts`),
+  so a backlog that lands late counts on the day it belongs to, not on the day it caught up;
 - the CDC staging tables (models reading `raw.cdc_<table>`): the source table's NOT NULLs,
   CHECKs and enums from the catalog snapshot (`source_constraints`), and any model's dbt
   contract constraints, as `SourceConstraints`, keyed by the source's primary key.
@@ -46,9 +46,9 @@ def derive_monitors(
     derived: dict[str, AssetQuality] = {}
     for name in RAW_TABLES:
         asset = f"raw/{name}"
-        derived[asset] = _raw_monitors(
-            asset, RAW_TABLES[name].partition_column, overrides.get(asset)
-        )
+        table = RAW_TABLES[name]
+        day = "source_ts" if "source_ts" in table.column_names else table.partition_column
+        derived[asset] = _raw_monitors(asset, day, overrides.get(asset))
     for model in project.models.values():
         derived[model.asset] = _model_monitors(model, project, catalog, overrides.get(model.asset))
     return derived

@@ -56,8 +56,9 @@ def test_every_model_and_raw_table_is_monitored_from_the_manifest():
     assert "staging/business_calendar" not in ASSETS  # a seed is declared data, not monitored
     for name in RAW_TABLES:
         raw = ASSETS[f"raw/{name}"]
-        partition = RAW_TABLES[name].partition_column  # events: event_date; CDC: ingest_date
-        assert raw.mix.day.column == raw.timestamps.day.column == partition
+        # the day the data happened: events' partition (event_date), CDC's commit time
+        happened = "source_ts" if name.startswith("cdc_") else RAW_TABLES[name].partition_column
+        assert raw.mix.day.column == raw.timestamps.day.column == happened
         assert raw.values is None  # numeric raw columns are offsets and LSNs
     for asset in models - {"mart/mart_user_behavior"}:
         assert ASSETS[asset].values and ASSETS[asset].mix and ASSETS[asset].timestamps, asset
