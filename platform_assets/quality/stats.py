@@ -341,6 +341,20 @@ class ShareTest:
         return abs(self.z) > sensitivity and change > min_abs and change > min_rel * self.expected
 
 
+def spread(values: Sequence[float]) -> float:
+    """How much daily values vary: the larger of the robust sigma (1.4826 MAD) and the
+    standard deviation without the single most extreme day. The MAD of 28 days alone is
+    noisy and often low (a day 4.5 MADs off happens every few weeks with a few hundred
+    tests a day); dropping one extreme day keeps an earlier incident from inflating it."""
+    data = np.asarray(values, dtype=float)
+    if len(data) < 3:
+        return 0.0
+    center = float(np.median(data))
+    mad = 1.4826 * float(np.median(np.abs(data - center)))
+    trimmed = np.delete(data, int(np.argmax(np.abs(data - center))))
+    return max(mad, float(np.std(trimmed, ddof=1)))
+
+
 def share_test(
     training: Sequence[tuple[int, int]], hits: int, rows: int, *, min_points: int
 ) -> ShareTest | None:
@@ -355,12 +369,11 @@ def share_test(
     if len(days) < min_points or rows <= 0:
         return None
     pooled = (sum(h for h, _ in days) + 0.5) / (sum(n for _, n in days) + 1)
-    shares = np.array([h / n for h, n in days])
-    overdispersion = 1.4826 * float(np.median(np.abs(shares - np.median(shares))))
+    overdispersion = spread([h / n for h, n in days])
     binomial = pooled * (1 - pooled) / rows
-    spread = math.sqrt(binomial + overdispersion**2)
-    z = (hits / rows - pooled) / spread if spread > 0 else 0.0
-    return ShareTest(expected=pooled, spread=spread, z=z, points=len(days))
+    sigma = math.sqrt(binomial + overdispersion**2)
+    z = (hits / rows - pooled) / sigma if sigma > 0 else 0.0
+    return ShareTest(expected=pooled, spread=sigma, z=z, points=len(days))
 
 
 def rate_baseline(

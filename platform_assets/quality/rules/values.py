@@ -24,7 +24,13 @@ from platform_assets.quality.rules.context import (
 )
 from platform_assets.quality.rules.days import DAY, DayCut, day_cut, monitored, window
 from platform_assets.quality.specs import ColumnValues
-from platform_assets.quality.stats import asinh_scale, robust_band, seasonal_baseline, share_test
+from platform_assets.quality.stats import (
+    asinh_scale,
+    robust_band,
+    seasonal_baseline,
+    share_test,
+    spread,
+)
 from platform_assets.quality.warehouse import quote
 
 POPULATED = 0.7  # a table with rows on fewer days than this is not a daily table
@@ -134,10 +140,12 @@ def _judge_column(
 ) -> list[Finding]:
     """A table with one row a day (a daily mart) has its sum for mean, min and max: only
     the sum is judged (it knows the weekdays and the calendar). Extremes of a few rows are
-    noise, and on a declared day more traffic stretches them."""
+    noise, and on a declared day more traffic stretches them. A share's sum is not judged."""
     today = days[ctx.day]
     declared = ctx.calendar.is_declared(ctx.day)
-    findings = [_judge_sum(ctx, rule, m, column, days, training)]
+    findings = (
+        [] if _is_share(days, training, m) else [_judge_sum(ctx, rule, m, column, days, training)]
+    )
     present = [d for d in training if days[d][f"{m}_count"]]
     if today[f"{m}_count"] and typical_rows > 1:
         findings.append(_judge_mean(rule, column, days, present, m, today))
@@ -151,6 +159,16 @@ def _judge_column(
             for rate in ("zero", "negative")
         ]
     return [f for f in findings if f is not None]
+
+
+def _is_share(days: dict[date, Row], training: list[date], m: str) -> bool:
+    """A column whose values always lie in [0, 1] (a conversion rate, a retention share):
+    its sum over rows means nothing and does not grow with traffic, so it is not judged."""
+    lows = [days[d][f"{m}_min"] for d in training if days[d][f"{m}_min"] is not None]
+    highs = [days[d][f"{m}_max"] for d in training if days[d][f"{m}_max"] is not None]
+    if not lows or not highs:
+        return False
+    return float(min(lows)) >= 0 and float(max(highs)) <= 1 and float(max(highs)) > 0
 
 
 def _judge_sum(
@@ -228,7 +246,7 @@ def _judge_mean(
         return None
     value = _number(today[f"{m}_mean"])
     center = statistics.median(means)
-    between = 1.4826 * statistics.median(abs(v - center) for v in means)
+    between = spread(means)
     within = _number(today[f"{m}_sd"]) / math.sqrt(max(int(today[f"{m}_count"]), 1))
     sigma = math.hypot(between, within) or abs(center) * 0.01 or 1.0
     z = (value - center) / sigma
