@@ -383,3 +383,60 @@ def test_declared_days_leave_the_baseline(tiny):
     result = run(tiny, volume_asset())["volume_anomaly"]
     assert result.passed and result.details["declared_days_excluded"] == [promotion]
     assert date.fromisoformat(str(result.details["day"])) == DAY
+
+
+# --- BigQuery: the same SQL, transpiled ----------------------------------------------------
+
+
+def test_every_statement_of_the_derived_rules_transpiles_to_bigquery(tiny):
+    """The rules write DuckDB SQL once; production runs it through sqlglot on BigQuery."""
+    import sqlglot
+
+    from platform_assets.quality.warehouse import to_bigquery
+
+    tiny.table("mart.fct_orders", orders())
+    tiny.table("staging.stg_events", events())
+    seen: list[str] = []
+    warehouse = DuckDBWarehouse(tiny.warehouse_path, tiny.lake, lock_timeout=1)
+    session_of = warehouse.session
+
+    def recording_session():
+        manager = session_of()
+        session = manager.__enter__()
+        query = session.query
+
+        def record(sql: str):
+            seen.append(sql)
+            return query(sql)
+
+        session.query = record
+        return _Closing(manager, session)
+
+    warehouse.session = recording_session  # type: ignore[method-assign]
+    engine = QualityEngine(warehouse, None)
+    for asset in (
+        AssetQuality(
+            "mart/fct_orders",
+            schema=None,
+            values=ColumnValues(),
+            timestamps=TimestampBounds(),
+            consistency=(ORDERS_AGREE,),
+        ),
+        AssetQuality("staging/stg_events", schema=None, mix=ColumnMix()),
+    ):
+        engine.evaluate(asset, as_of=AS_OF)
+    statements = [s for s in seen if not s.startswith("describe")]
+    assert any("grouping sets" in s for s in statements)
+    for sql in statements:
+        sqlglot.parse_one(to_bigquery(sql), read="bigquery")
+
+
+class _Closing:
+    def __init__(self, manager, session):
+        self.manager, self.session = manager, session
+
+    def __enter__(self):
+        return self.session
+
+    def __exit__(self, *exc):
+        return self.manager.__exit__(*exc)
