@@ -413,16 +413,19 @@ def ratio_band(
     `training`: (ratio, units) of the days before. On clean days the ratio sits at its usual
     level (the median) but for a few units one side has not got yet (an event sent late),
     which come one at a time: a Poisson count of "missing" units per day, at a rate per unit
-    learnt from the training days (the mean distance from the usual level, with half a unit
-    of prior). The day is out of range when it misses more units than that count reaches
-    with the probability of `sensitivity` normal sigmas; never closer than `min_abs_change`.
+    learnt from the training days: the units they missed (the distance from the usual level
+    x units) plus three, over their units. Three is the rule of three: after no miss in U
+    units, the rate is below 3/U with 95% confidence; weeks with almost no late event must
+    not make one late event in fifty an incident. The day is out of range when it misses
+    more units than that count reaches with the probability of `sensitivity` normal sigmas;
+    never closer than `min_abs_change`.
     """
     days = [(r, n) for r, n in training if n > 0]
     if len(days) < min_points or units <= 0:
         return None
     center = float(np.median([r for r, _ in days]))
     misses = sum(abs(r - center) * n for r, n in days)
-    rate = (misses + 0.5) / sum(n for _, n in days)
+    rate = (misses + 3) / sum(n for _, n in days)
     expected = rate * units
     alpha = 0.5 * math.erfc(sensitivity / math.sqrt(2))
     count = 1
