@@ -181,7 +181,8 @@ class ColumnValues:
     not alert on every day without refunds. A metric fails when it is beyond `sensitivity`
     sigmas AND differs by more than `min_relative_change` of the expected value AND lies
     outside every value of the training days (min/max: by `extreme_margin` more, since
-    daily extremes are heavy-tailed). One table gets dozens of these tests a day and the
+    daily extremes are heavy-tailed; only a lower min or a higher max, and only for amounts,
+    not for counts). One table gets dozens of these tests a day and the
     platform hundreds, so the default sensitivity is 5 rather than a single test's 3
     (Bonferroni: 3 sigmas for one test is about 4.5 to 5 for two hundred). Columns come
     from the table's real types at run time, so a new numeric column is monitored without

@@ -34,6 +34,16 @@ def is_numeric(sql_type: str) -> bool:
     return bool(_NUMERIC.match(sql_type.strip()))
 
 
+_INTEGER = re.compile(
+    r"^(TINYINT|SMALLINT|INTEGER|INT|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|INT64)\b",
+    re.IGNORECASE,
+)
+
+
+def is_integer(sql_type: str) -> bool:
+    return bool(_INTEGER.match(sql_type.strip()))
+
+
 def is_timestamp(sql_type: str) -> bool:
     return bool(_TIMESTAMP.match(sql_type.strip()))
 

@@ -22,7 +22,14 @@ from platform_assets.quality.rules.context import (
     as_date,
     build_result,
 )
-from platform_assets.quality.rules.days import DAY, DayCut, day_cut, monitored, window
+from platform_assets.quality.rules.days import (
+    DAY,
+    DayCut,
+    day_cut,
+    is_integer,
+    monitored,
+    window,
+)
 from platform_assets.quality.specs import ColumnValues
 from platform_assets.quality.stats import (
     asinh_scale,
@@ -78,10 +85,13 @@ def check_column_values(ctx: RuleContext, rule: ColumnValues) -> CheckResult:
     if training is None:
         return _not_judged(ctx, rule, "rows on too few days to learn from", cut)
     typical_rows = statistics.median(days[d]["n"] for d in training)
+    counts = {name for name, sql_type in ctx.columns() if is_integer(sql_type)}
     findings = [
         finding
         for index, column in enumerate(columns)
-        for finding in _judge_column(ctx, rule, f"m{index}", column, days, training, typical_rows)
+        for finding in _judge_column(
+            ctx, rule, f"m{index}", column, days, training, typical_rows, column in counts
+        )
     ]
     return _verdict(ctx, rule, cut, findings, len(training))
 
@@ -137,10 +147,13 @@ def _judge_column(
     days: dict[date, Row],
     training: list[date],
     typical_rows: float,
+    is_count: bool,
 ) -> list[Finding]:
     """A table with one row a day (a daily mart) has its sum for mean, min and max: only
-    the sum is judged (it knows the weekdays and the calendar). Extremes of a few rows are
-    noise, and on a declared day more traffic stretches them. A share's sum is not judged."""
+    the sum is judged (it knows the weekdays and the calendar). Extremes are judged for
+    amounts (a unit error shows there first), not for counts, whose smallest and largest
+    values are a handful of sessions or lines; never on few rows, nor on a declared day
+    (more traffic stretches them). A share's sum is not judged."""
     today = days[ctx.day]
     declared = ctx.calendar.is_declared(ctx.day)
     findings = (
@@ -149,9 +162,9 @@ def _judge_column(
     present = [d for d in training if days[d][f"{m}_count"]]
     if today[f"{m}_count"] and typical_rows > 1:
         findings.append(_judge_mean(rule, column, days, present, m, today))
-        if typical_rows >= rule.min_rows_per_day and not declared:
+        if typical_rows >= rule.min_rows_per_day and not declared and not is_count:
             findings += [
-                _judge_band(rule, column, metric, days, present, m, today, extreme=True)
+                _judge_extreme(rule, column, metric, days, present, m, today)
                 for metric in ("min", "max")
             ]
         findings += [
@@ -206,7 +219,7 @@ def _judge_sum(
     return Finding(column, "sum", value, baseline.predicted * factor, low, high, baseline.z, failed)
 
 
-def _judge_band(
+def _judge_extreme(
     rule: ColumnValues,
     column: str,
     metric: str,
@@ -214,8 +227,9 @@ def _judge_band(
     training: list[date],
     m: str,
     today: Row,
-    extreme: bool = False,
 ) -> Finding | None:
+    """The day's min (max) against the training days': only a lower min (a higher max) is
+    an anomaly; a day without its usual cheapest item is not."""
     history = [_number(days[d][f"{m}_{metric}"]) for d in training]
     value = _number(today[f"{m}_{metric}"])
     band = robust_band(
@@ -225,13 +239,12 @@ def _judge_band(
         sensitivity=rule.sensitivity,
         min_points=rule.min_training_points,
         min_relative_change=rule.min_relative_change,
-        extreme_margin=rule.extreme_margin if extreme else 0.0,
+        extreme_margin=rule.extreme_margin,
     )
     if band is None:
         return None
-    return Finding(
-        column, metric, value, band.predicted, band.low, band.high, band.z, band.is_anomalous(value)
-    )
+    failed = value < band.low if metric == "min" else value > band.high
+    return Finding(column, metric, value, band.predicted, band.low, band.high, band.z, failed)
 
 
 def _judge_mean(
