@@ -54,16 +54,17 @@ def say(message: str) -> None:
 
 def plan(seed: int, days: int, warmup: int, sessions: int) -> tuple[ShopConfig, SeedRun]:
     """The seed's shop, its declared promotion, and one injection of every fault class on
-    random days (never the promotion day)."""
+    random days; the promotion and the month-end days stay clean, since what they test is
+    that seasonality alone does not alert."""
     rng = random.Random(seed)
     end = FIRST_END + timedelta(days=rng.randint(0, 120))
     config = ShopConfig(seed=seed, days=warmup + days, sessions_per_day=sessions, end_date=end)
     evaluated = [config.first_day + timedelta(days=warmup + n) for n in range(days)]
-    promotion = rng.choice(evaluated[2:-2])
-    candidates = [d for d in evaluated if d != promotion]
+    month_ends = {d for d in evaluated if Season().is_month_end(d)}
+    promotion = rng.choice([d for d in evaluated[2:-2] if d not in month_ends])
+    candidates = [d for d in evaluated if d != promotion and d not in month_ends]
     fault_days = rng.sample(candidates, min(len(FAULT_TYPES), len(candidates)))
     faults = [make_fault(k, d, rng) for k, d in zip(FAULT_TYPES, fault_days, strict=False)]
-    month_ends = {d for d in evaluated if Season().is_month_end(d)}
     return config, SeedRun(seed, sorted(faults, key=lambda f: f.day), {promotion}, month_ends)
 
 

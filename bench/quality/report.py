@@ -105,10 +105,14 @@ def _false_incidents(runs: list[SeedRun], say: Callable[[str], None]) -> bool:
         for incident in outcome.opened_before:
             before[group_of(incident.origin)] += 1
     days = len(clean)
+    weekends = sum(o.day.weekday() >= 5 for _, o in clean)
+    month_ends = sum(o.day in r.month_ends for r in runs for o in r.clean_days())
+    promotions = sum(o.day in r.promotions for r in runs for o in r.clean_days())
     say(
         f"\nFalse incidents: incidents that opened on a clean day ({days} days without a fault "
-        f"over {len(runs)} seeds, weekends, month-ends and the promotion days included; one "
-        "incident = one root cause = one Slack message)"
+        f"over {len(runs)} seeds: {weekends} weekend days, {month_ends} month-end or payday "
+        f"days, {promotions} declared promotions; one incident = one root cause = one Slack "
+        "message)"
     )
     say(f"{'asset group':12} {'incidents':>9} {'per 30 days':>11} {'before':>6}")
     ok = True
