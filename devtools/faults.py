@@ -439,7 +439,7 @@ _EVENT_MIX = (
     "staging/stg_events:column_mix",
     "staging/int_sessions:column_mix",
 )
-_REVENUE = "mart/mart_daily_sales:consistency_revenue_events_vs_database"
+_AMOUNTS = "mart/fct_orders:consistency_order_amounts_events_vs_database"
 # The checks expected to catch each class ("asset:check"); any of them counts.
 DETECTED_BY: dict[str, tuple[str, ...]] = {
     "late_data": ("raw/events:freshness",),
@@ -454,12 +454,12 @@ DETECTED_BY: dict[str, tuple[str, ...]] = {
     "schema_drift": ("raw/events:schema_change",),
     "orphaned_fk": (f"staging/stg_order_items:{RELATIONSHIPS_PRODUCT}",),
     "wrong_amount": (
-        _REVENUE,
+        _AMOUNTS,
         "staging/stg_orders:column_values",
         "mart/fct_orders:column_values",
         "mart/mart_daily_sales:column_values",
     ),
-    "price_in_cents": ("staging/stg_events:column_values", _REVENUE),
+    "price_in_cents": ("staging/stg_events:column_values", _AMOUNTS),
     "invalid_values": ("staging/stg_orders:source_constraints",),
     "tracking_stop": _EVENT_MIX
     + ("mart/mart_conversion_funnel:column_values", "staging/int_sessions:column_values"),
@@ -467,7 +467,7 @@ DETECTED_BY: dict[str, tuple[str, ...]] = {
     "source_stall": _EVENT_MIX + _EVENT_VOLUME,
     "cdc_stall": (
         "mart/mart_daily_sales:consistency_orders_events_vs_database",
-        _REVENUE,
+        _AMOUNTS,
         "raw/cdc_orders:volume_anomaly",
         "raw/cdc_order_items:volume_anomaly",
     ),

@@ -330,7 +330,10 @@ class Agreement:
 @dataclass(frozen=True)
 class Unmatched:
     """The share of the day's rows of one source whose `column` has no match in another
-    (products viewed in events that the database does not have), against its baseline."""
+    (products viewed in events that the database does not have), against its baseline.
+    With `value` and `parent_value`, a matched row whose values differ by more than
+    `tolerance` counts too (orders whose amount in the database is not what the shop
+    reported): an exact comparison per row, free of the noise of daily totals."""
 
     name: str
     child: DailyMeasure  # measure unused; `where` selects the rows
@@ -338,6 +341,9 @@ class Unmatched:
     parent: str
     parent_column: str
     cast: str | None = None
+    value: str | None = None
+    parent_value: str | None = None
+    tolerance: float = 0.01
     sensitivity: float = 4.0
     min_abs_change: float = 0.01
     training_days: int = TRAINING_DAYS

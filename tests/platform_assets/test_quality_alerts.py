@@ -40,7 +40,9 @@ LINEAGE = Lineage(
         "staging/int_sessions": ["staging/stg_events"],
     }
 )
-READS = {"mart/mart_daily_sales:consistency_revenue_events_vs_database": ("staging/stg_events",)}
+READS = {
+    "mart/mart_daily_sales:consistency_order_amounts_events_vs_database": ("staging/stg_events",)
+}
 TOPOLOGY = Topology(LINEAGE, READS)
 
 
@@ -267,7 +269,7 @@ def test_a_cross_source_check_joins_the_incident_of_the_source_it_reads(no_slack
     sink.send = sent.append
     outcome = process_evaluations(
         [
-            ev(1, "mart/mart_daily_sales", "consistency_revenue_events_vs_database"),
+            ev(1, "mart/mart_daily_sales", "consistency_order_amounts_events_vs_database"),
             ev(2, "staging/stg_events", "column_values"),
         ],
         AlertState(started=True),

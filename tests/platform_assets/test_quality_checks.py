@@ -79,12 +79,12 @@ def test_quality_definitions_merge_into_the_code_location():
     )
     viewed = graph.get_check_spec(dg.AssetCheckKey(events, "consistency_products_viewed_exist"))
     assert [d.asset_key for d in viewed.additional_deps] == [products]
-    revenue = graph.get_check_spec(
+    amounts = graph.get_check_spec(
         dg.AssetCheckKey(
-            dg.AssetKey(["mart", "mart_daily_sales"]), "consistency_revenue_events_vs_database"
+            dg.AssetKey(["mart", "fct_orders"]), "consistency_order_amounts_events_vs_database"
         )
     )
-    assert [d.asset_key for d in revenue.additional_deps] == [events]
+    assert [d.asset_key for d in amounts.additional_deps] == [events]
     # derived monitors: every model of the manifest, without configuration
     models = {a for a in ASSETS if not a.startswith("raw/")}
     for asset in models - {"mart/mart_user_behavior"}:  # its override skips values and mix

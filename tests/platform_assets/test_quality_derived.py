@@ -440,3 +440,46 @@ class _Closing:
 
     def __exit__(self, *exc):
         return self.manager.__exit__(*exc)
+
+
+def test_order_amounts_that_differ_between_events_and_database(tiny):
+    """Revenue compared order by order: 20 orders a day at 50; on the judged day the
+    database charged 5 of them half (what the shop reported to the client stayed 50)."""
+    completed, orders_rows = [], []
+    for day in DAYS:
+        for i in range(20):
+            order_id = len(orders_rows) + 1
+            charged = 25.0 if (day == DAY and i < 5) else 50.0
+            completed.append(
+                {
+                    "event_date": day,
+                    "event_name": "Order Completed",
+                    "order_id": str(order_id),
+                    "order_total": 50.0,
+                }
+            )
+            orders_rows.append({"order_id": order_id, "total_amount": charged})
+    tiny.table("staging.stg_events", completed)
+    tiny.table("mart.fct_orders", orders_rows)
+    rule = Unmatched(
+        name="amounts",
+        child=DailyMeasure(
+            "staging/stg_events", "event_date", "", "event_name = 'Order Completed'"
+        ),
+        column="order_id",
+        cast="bigint",
+        parent="mart/fct_orders",
+        parent_column="order_id",
+        value="order_total",
+        parent_value="total_amount",
+    )
+    result = run(tiny, AssetQuality("mart/fct_orders", schema=None, consistency=(rule,)))[
+        "consistency_amounts"
+    ]
+    assert not result.passed and result.value == 0.25
+    first = len(DAYS) * 20 - 19  # the first order of the judged day
+    assert result.sample[0] == {
+        "order_id": first,
+        "order_total": 50.0,
+        "mart/fct_orders.total_amount": 25.0,
+    }

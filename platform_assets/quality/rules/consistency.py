@@ -131,12 +131,44 @@ def _unmatched_sql(ctx: RuleContext, rule: Unmatched, start: date) -> str:
     where = f" and ({child.where})" if child.where else ""
     day = as_day_expr(child.day)
     parent_column = quote(rule.parent_column)
+    if rule.value and rule.parent_value:
+        child_value = f", cast({quote(rule.value)} as double) as v"
+        parent_rows = (
+            f"select {parent_column} as k, cast({quote(rule.parent_value)} as double) as v"
+        )
+    else:
+        child_value, parent_rows = "", f"select distinct {parent_column} as k"
     return (
-        f"(select {key} as k, {day} as day from {ctx.rel(child.asset)} "
+        f"(select {key} as k, {day} as day{child_value} from {ctx.rel(child.asset)} "
         f"where {column} is not null and {day} between {date_literal(start)} "
-        f"and {date_literal(ctx.day)}{where}) as child left join (select distinct "
-        f"{parent_column} as k from {ctx.rel(rule.parent)} where {parent_column} is not null) "
+        f"and {date_literal(ctx.day)}{where}) as child left join ({parent_rows} "
+        f"from {ctx.rel(rule.parent)} where {parent_column} is not null) "
         f"as parent on child.k = parent.k"
+    )
+
+
+def _mismatch(rule: Unmatched) -> str:
+    """A child row without its parent, or (comparing values) with a different value."""
+    if rule.value and rule.parent_value:
+        return (
+            f"(parent.k is null or child.v is null or parent.v is null "
+            f"or abs(child.v - parent.v) > {rule.tolerance})"
+        )
+    return "parent.k is null"
+
+
+def _sample_sql(rule: Unmatched, joined: str, day: date) -> str:
+    where = f"{_mismatch(rule)} and child.day = {date_literal(day)}"
+    if rule.value:
+        return (
+            f"select child.k as {quote(rule.column)}, child.v as {quote(rule.value)}, "
+            f"parent.v as {quote(rule.parent + '.' + (rule.parent_value or ''))} from {joined} "
+            f"where {where} order by abs(coalesce(child.v, 0) - coalesce(parent.v, 0)) desc "
+            f"limit {SAMPLE_ROWS}"
+        )
+    return (
+        f"select child.k as {quote(rule.column)}, count(*) as rows from {joined} "
+        f"where {where} group by child.k order by count(*) desc limit {SAMPLE_ROWS}"
     )
 
 
@@ -144,7 +176,7 @@ def check_unmatched(ctx: RuleContext, rule: Unmatched) -> CheckResult:
     start = ctx.day - timedelta(days=rule.training_days)
     joined = _unmatched_sql(ctx, rule, start)
     rows = ctx.query(
-        f"select child.day as day, count(*) as n, sum(case when parent.k is null then 1 "
+        f"select child.day as day, count(*) as n, sum(case when {_mismatch(rule)} then 1 "
         f"else 0 end) as unmatched from {joined} group by child.day"
     )
     by_day = {as_date(r["day"]): (int(r["unmatched"] or 0), int(r["n"])) for r in rows}
@@ -164,16 +196,18 @@ def check_unmatched(ctx: RuleContext, rule: Unmatched) -> CheckResult:
     )
     sample: list[dict[str, Any]] = []
     if hits:
-        sample = ctx.query(
-            f"select child.k as {quote(rule.column)}, count(*) as rows from {joined} "
-            f"where parent.k is null and child.day = {date_literal(ctx.day)} "
-            f"group by child.k order by count(*) desc limit {SAMPLE_ROWS}"
-        )
+        sample = ctx.query(_sample_sql(rule, joined, ctx.day))
     link = f"{rule.child.asset}.{rule.column} -> {rule.parent}.{rule.parent_column}"
     usual = f"usually {test.expected:.2%}" if test else "no baseline yet"
+    what = (
+        f"have no match in {link} or a {rule.value} that differs from its "
+        f"{rule.parent}.{rule.parent_value}"
+        if rule.value
+        else f"have no match in {link}"
+    )
     description = (
         f"{fmt(hits)} of {fmt(total)} {rule.child.label or 'rows'} on {ctx.day} ({share:.2%}) "
-        f"have no match in {link} ({usual})."
+        f"{what} ({usual})."
     )
     return build_result(
         ctx,
