@@ -1,4 +1,4 @@
-"""What `make demo` needs to show the data-quality agent (called from devtools/demo.py).
+"""What `make demo` needs to show the data-quality agent (called from devtools/demo/steps.py).
 
 1. `inject_demo_fault(settings, day)`: on the last simulated day, a share of the new order
    lines point at a product that does not exist (CDC updates appended to the raw lake).

@@ -7,6 +7,8 @@
 - `quality_agent`: the data-quality narrator (the LLM chain, structured `Narrative`);
 - `quality_explanations`: its deterministic side: causes and actions per kind of failure,
   the likely origin (the most upstream failing asset), an incident's narrative.
+- `sql_optimizer`: findings, cost and verified rewrites for BigQuery SQL (`sql-optimizer`).
+- `docgen`: docs/ generated from the code, the dbt project and the Dagster definitions.
 
 Nothing here imports Vertex AI or reaches the network at import time.
 """

@@ -86,10 +86,11 @@ def warehouse_for_settings(settings: Settings) -> Warehouse:
     return BigQueryWarehouse(client, settings.gcp_project, "staging", settings.bq_raw_dataset)
 
 
-def _staging_built_at(context: dg.AssetCheckExecutionContext) -> datetime | None:
-    """When the oldest of the latest staging builds started (None: unknown)."""
+def _staging_built_at(context: dg.AssetCheckExecutionContext) -> dict[str, datetime] | None:
+    """When the run of each staging table's latest build started (None: one was never built,
+    so nothing can be said about being current)."""
     instance = context.instance
-    starts: list[float] = []
+    built: dict[str, datetime] = {}
     for table in CDC_TABLES:
         event = instance.get_latest_materialization_event(staging_asset_key(table))
         if event is None:
@@ -98,8 +99,8 @@ def _staging_built_at(context: dg.AssetCheckExecutionContext) -> datetime | None
         record = instance.get_run_record_by_id(event.run_id) if event.run_id else None
         if record is not None and record.start_time:
             started = record.start_time
-        starts.append(started)
-    return datetime.fromtimestamp(min(starts), tz=UTC) if starts else None
+        built[table] = datetime.fromtimestamp(started, tz=UTC)
+    return built
 
 
 def check_results(outcome: Reconciliation) -> list[dg.AssetCheckResult]:

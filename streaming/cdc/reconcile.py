@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -328,7 +328,7 @@ def drain_status(
     topics: Sequence[str],
     warehouse: Warehouse,
     tables: Sequence[str],
-    staging_built_at: datetime | None,
+    staging_built_at: Mapping[str, datetime] | None,
     timeout: float = 30.0,
     settle_seconds: float = 2.0,
 ) -> DrainStatus:
@@ -359,22 +359,44 @@ def drain_status(
             return DrainStatus(False, f"the bridge is behind by {sum(lag.values())} records", facts)
     else:
         facts["bridge_lag"] = "not checked (no Kafka configured)"
-    latest = warehouse.raw_max_ingested_at(tables)
-    facts["raw_max_ingested_at"] = latest.isoformat() if latest else None
-    if staging_built_at is not None:
-        built = (
-            staging_built_at.astimezone(UTC).replace(tzinfo=None)
-            if staging_built_at.tzinfo
-            else staging_built_at
+    stale = staging_behind_raw(warehouse, tables, staging_built_at, settle_seconds, facts)
+    if stale:
+        return DrainStatus(
+            False,
+            f"raw received CDC rows after staging was built ({', '.join(stale)}): rebuild staging",
+            facts,
         )
-        facts["staging_built_at"] = built.isoformat()
-        if latest is not None and (built - latest).total_seconds() < settle_seconds:
-            return DrainStatus(
-                False, "raw received CDC rows after staging was built: rebuild staging", facts
-            )
-    else:
-        facts["staging_built_at"] = "unknown"
     return DrainStatus(True, "drained", facts)
+
+
+def staging_behind_raw(
+    warehouse: Warehouse,
+    tables: Sequence[str],
+    staging_built_at: Mapping[str, datetime] | None,
+    settle_seconds: float,
+    facts: dict[str, Any],
+) -> list[str]:
+    """The tables whose raw CDC received rows after their staging table was last built.
+
+    Per table: a table nobody changed today keeps an old build and is still current, so
+    comparing the oldest build with the newest raw row of any table would report "not
+    drained" all day long for no reason."""
+    if staging_built_at is None:
+        facts["staging_built_at"] = "unknown"
+        return []
+    stale = []
+    for table in tables:
+        latest = warehouse.raw_max_ingested_at([table])
+        built = staging_built_at.get(table)
+        facts[f"{table}_raw_max_ingested_at"] = latest.isoformat() if latest else None
+        facts[f"{table}_staging_built_at"] = built.isoformat() if built else "unknown"
+        if latest is None or built is None:
+            continue
+        if built.tzinfo is not None:
+            built = built.astimezone(UTC).replace(tzinfo=None)
+        if (built - latest).total_seconds() < settle_seconds:
+            stale.append(f"stg_{table}")
+    return stale
 
 
 @dataclass
@@ -396,7 +418,7 @@ def reconcile(
     kafka_bootstrap: str | None = None,
     bridge_group: str = "cdc-bridge",
     topic_prefix: str = "shop",
-    staging_built_at: datetime | None = None,
+    staging_built_at: Mapping[str, datetime] | None = None,
     drain_timeout: float = 30.0,
     max_keys: int = 20,
 ) -> Reconciliation:
