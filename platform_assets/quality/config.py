@@ -108,7 +108,7 @@ CONFIGURED: dict[str, AssetQuality] = {
                 columns=("anonymous_id", "device_type", "os_name", "page_path", "traffic_source"),
                 date_column="event_date",
             ),
-            duplicates=Duplicates(key=("message_id",), blocking=True),
+            duplicates=Duplicates(key=("source", "message_id"), blocking=True),
             # products viewed that the database does not have: a daily cross-source rule
             # (CONSISTENCY) with a learnt tolerance, not a whole-table reference
         ),

@@ -206,7 +206,7 @@ def test_cli_exit_codes(tiny, capsys, monkeypatch):
 
 def _history_json(capsys) -> list:
     capsys.readouterr()
-    cli(["history", "--json"])
+    cli(["history", "--json", "--limit", "10000"])  # every row, not the 30 most recent
     return json.loads(capsys.readouterr().out)
 
 
