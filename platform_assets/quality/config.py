@@ -222,10 +222,56 @@ OVERRIDES: dict[str, Override] = {
         exclude=("status",),
         where=_LIVE_ORDERS,
     ),
-    "mart/fct_orders": Override(
-        reason="status, payment and refund flags move with the order's age",
-        exclude=("status", "is_paid", "is_refunded"),
+    "staging/int_orders": Override(
+        reason="order status moves with age; declined orders are purged after a few days",
+        exclude=("status", "removed_lsn", "is_in_source"),
         where=_LIVE_ORDERS,
+    ),
+    "mart/fct_orders": Override(
+        reason="status, sale, refund and cancellation flags and the shipping and delivery "
+        "times move with the order's age",
+        exclude=(
+            "status",
+            "is_sale",
+            "is_refunded",
+            "is_cancelled",
+            "is_in_source",
+            "hours_to_ship",
+            "hours_in_transit",
+        ),
+        where=_LIVE_ORDERS,
+    ),
+    "mart/fct_order_lines": Override(
+        reason="a line is a sale once its order is paid, and refunded later: lines of sales "
+        "on their sale day do not change with age (a declined order's lines are purged)",
+        exclude=("is_sale", "is_refunded"),
+        day="sale_date",
+        where="is_sale",
+    ),
+    "mart/mart_abandonment": Override(
+        reason="a cart is recovered when its visitor orders in a later session: a young "
+        "day has not had its recovery window",
+        exclude=("recovered_carts",),
+    ),
+    "mart/mart_fulfilment": Override(
+        reason="a day's sales ship and deliver over the following days: only the count of "
+        "sales is final on the next morning",
+        exclude=(
+            "shipped_orders",
+            "delivered_orders",
+            "avg_hours_to_ship",
+            "max_hours_to_ship",
+            "avg_hours_in_transit",
+            "max_hours_in_transit",
+        ),
+    ),
+    "mart/mart_customers_daily": Override(
+        reason="running totals to date grow every day: they are a trend, not a day's value",
+        exclude=("customers_to_date", "repeat_customers_to_date"),
+    ),
+    "mart/mart_cohort_ltv": Override(
+        reason="lifetime aggregates per sign-up month: they grow with the cohort's age",
+        skip=("values", "mix"),
     ),
     "mart/mart_daily_sales": Override(
         reason="declined orders are purged after a few days: only young days count them",
