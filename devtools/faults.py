@@ -460,7 +460,12 @@ DETECTED_BY: dict[str, tuple[str, ...]] = {
         "mart/mart_daily_sales:column_values",
     ),
     "price_in_cents": ("staging/stg_events:column_values", _AMOUNTS),
-    "invalid_values": ("staging/stg_orders:source_constraints",),
+    # each NOT NULL is checked once: currency's by stg_orders' dbt test, the others by the
+    # source's constraints
+    "invalid_values": (
+        "staging/stg_orders:source_constraints",
+        "staging/stg_orders:not_null_stg_orders_currency",
+    ),
     "tracking_stop": _EVENT_MIX
     + ("mart/mart_conversion_funnel:column_values", "staging/int_sessions:column_values"),
     "device_misclassified": _EVENT_MIX + ("mart/mart_conversion_funnel:column_mix",),
