@@ -5,7 +5,8 @@
 2. Materialize with `quality_asset_checks()` added and `demo_quality_resources(config.end)`:
    the checks judge the data as of the simulation's end, so freshness is measured against
    the simulated clock rather than today's.
-3. `deliver_alerts_once(instance, defs)`: one tick of the Slack sensor. Without
+3. `deliver_alerts_once(instance, defs)`: one tick of the Slack sensor: one message per
+   incident (failing checks grouped by root cause over the asset graph). Without
    SLACK_WEBHOOK_URL / SLACK_BOT_TOKEN it posts to a local webhook stand-in on 127.0.0.1 and
    returns the payloads (also appended to DATA_DIR/slack_payloads.jsonl).
 4. `failed_history_rows()`: the rows the run left in monitoring.data_quality_checks.
@@ -21,12 +22,17 @@ import dagster as dg
 
 from devtools.faults import inject_orphaned_order_items
 from devtools.slack_webhook import LocalWebhook
-from platform_assets.quality.alerts import SlackAlerts, deliver_alerts
+from platform_assets.quality.alerts import deliver_alerts
 from platform_assets.quality.definitions import quality_resources
 from platform_assets.quality.history import history_for
+from platform_assets.quality.slack import SlackAlerts
 from platform_core.settings import Settings, get_settings
 
-DEMO_FAULT_CHECK = ("staging/stg_order_items", "referential_integrity_product_id")
+# the dbt test that owns the invariant the demo's fault breaks (each invariant checked once)
+DEMO_FAULT_CHECK = (
+    "staging/stg_order_items",
+    "relationships_stg_order_items_product_id__product_id__ref_stg_products_",
+)
 
 
 def inject_demo_fault(settings: Settings, day: date) -> int:
@@ -44,15 +50,15 @@ def deliver_alerts_once(
     """Run the alert sensor's logic once; returns (payloads, where they went)."""
 
     settings = get_settings()
-    keys = sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda k: k.to_user_string())
+    graph = defs.resolve_asset_graph()
     out = out or settings.data_path / "slack_payloads.jsonl"
     if settings.slack_webhook_url or settings.slack_bot_token:
         sink = SlackAlerts.from_settings(settings)
-        _, outcome = deliver_alerts(instance, keys, None, sink)
+        _, outcome = deliver_alerts(instance, graph, None, sink)
         return outcome.alerts + outcome.recoveries, sink.destination()
     with LocalWebhook(out=out) as hook:
         deliver_alerts(
-            instance, keys, None, SlackAlerts.from_settings(settings, webhook_url=hook.url)
+            instance, graph, None, SlackAlerts.from_settings(settings, webhook_url=hook.url)
         )
         return list(hook.payloads), f"local webhook {hook.url} (copied to {out})"
 

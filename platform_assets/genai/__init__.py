@@ -4,8 +4,9 @@
   the provider choice (`LLM_PROVIDER`), structured calls with a hard deadline, and the label
   every output carries (`DETERMINISTIC_LABEL` when no LLM wrote it).
 - `prompting`: how untrusted data values enter a prompt (quoted JSON in delimited blocks).
-- `quality_agent`: the data-quality narrator (structured `Narrative`) and its deterministic
-  fallback.
+- `quality_agent`: the data-quality narrator (the LLM chain, structured `Narrative`);
+- `quality_explanations`: its deterministic side: causes and actions per kind of failure,
+  the likely origin (the most upstream failing asset), an incident's narrative.
 - `sql_optimizer`: findings, cost and verified rewrites for BigQuery SQL (`sql-optimizer`).
 - `docgen`: docs/ generated from the code, the dbt project and the Dagster definitions.
 

@@ -15,16 +15,18 @@ No `from __future__ import annotations` here: Dagster inspects the context annot
 """
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
 
 from platform_assets.genai.quality_agent import QualityNarrator
-from platform_assets.quality.config import ASSETS, AssetQuality, References, Rule
 from platform_assets.quality.engine import QualityEngine, parse_as_of
 from platform_assets.quality.history import history_for
+from platform_assets.quality.lineage import lineage_context
+from platform_assets.quality.monitors import ASSETS
 from platform_assets.quality.results import CheckResult, fmt, jsonable
+from platform_assets.quality.specs import CROSS_ASSET_TYPES, AssetQuality, Rule, other_assets
 from platform_assets.quality.warehouse import warehouse_for
 from platform_assets.resources import PlatformResource
 from platform_assets.warehouse_runs import warehouse_tags
@@ -35,7 +37,6 @@ log = logging.getLogger(__name__)
 CHECKS_JOB = "data_quality_checks"
 SCHEDULE_CRON = "*/30 * * * *"
 MAX_TABLE_ROWS = 14
-MAX_NEIGHBOURS = 8
 
 
 def asset_key(asset: str) -> dg.AssetKey:
@@ -152,83 +153,36 @@ def to_check_result(result: CheckResult) -> dg.AssetCheckResult:
     )
 
 
-# --- lineage context for the narrator ---------------------------------------------------
-
-
-def lineage_context(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> dict[str, Any]:
-    """Upstream and downstream neighbours with their latest materialization and checks."""
-
-    try:
-        graph = context.repository_def.asset_graph
-    except Exception:  # dg.materialize() runs have no repository: the job's graph will do
-        graph = context.job_def.asset_layer.asset_graph
-    instance = context.instance
-    out: dict[str, Any] = {"asset": key.to_user_string(), "upstream": [], "downstream": []}
-    if not graph.has(key):
-        return out
-    node = graph.get(key)
-    for side, keys in (("upstream", node.parent_keys), ("downstream", node.child_keys)):
-        for neighbour in sorted(keys, key=lambda k: k.to_user_string())[:MAX_NEIGHBOURS]:
-            entry: dict[str, Any] = {"asset": neighbour.to_user_string()}
-            event = instance.get_latest_materialization_event(neighbour)
-            if event is not None:
-                entry["last_materialized_at"] = datetime.fromtimestamp(event.timestamp, UTC)
-                entry["last_run_id"] = event.run_id or "(reported, no run)"
-            checks = []
-            for check_key in sorted(
-                graph.get_check_keys_for_assets({neighbour}), key=lambda k: k.name
-            ):
-                record = instance.get_latest_asset_check_evaluation_record(check_key)
-                if record is None or record.event is None:
-                    continue
-                evaluation = record.event.asset_check_evaluation
-                if evaluation is None:
-                    continue
-                checks.append(
-                    {
-                        "check": check_key.name,
-                        "status": "passed" if evaluation.passed else "failed",
-                        "severity": evaluation.severity.value,
-                    }
-                )
-            failing = [c for c in checks if c["status"] == "failed"]
-            entry["checks"] = (
-                failing[:6] or [{"check": "all", "status": "passed", "count": len(checks)}]
-                if checks
-                else []
-            )
-            out[side].append(entry)
-    return jsonable(out)
-
-
 # --- the checks ------------------------------------------------------------------------
 
 
 def check_spec(asset: AssetQuality, rule: Rule) -> dg.AssetCheckSpec:
     doc = (rule.__doc__ or "").strip().split("\n")[0]
     severity = getattr(rule, "severity", None) or "error / warn"
-    parent = getattr(rule, "parent", None)
+    others = [asset_key(a) for a in other_assets(rule) if a != asset.asset]
     return dg.AssetCheckSpec(
         rule.check_name,
         asset=asset_key(asset.asset),
         blocking=rule.blocking,
         description=f"{doc} (severity {severity}{', blocking' if rule.blocking else ''})",
-        additional_deps=[asset_key(parent)] if parent else None,
-        metadata={"rule_config": repr(rule)},
+        additional_deps=others or None,
+        metadata={"rule_config": repr(rule)[:2000]},
     )
 
 
 def rule_groups(asset: AssetQuality) -> list[tuple[str, tuple[Rule, ...]]]:
     """(op name, rules) per op: the asset's own rules together; each cross-asset rule apart.
 
-    A referential-integrity check must run after its parent is built in the same run, so it
-    depends on the parent; in one op with a blocking check of the asset, the parent's op
-    would wait for that op and that op for the parent.
+    A referential-integrity or consistency check must run after the other assets it reads
+    are built in the same run, so it depends on them; in one op with a blocking check of
+    the asset, their ops would wait for that op and that op for them.
     """
     base = f"quality_{asset.layer}_{asset.name}"
-    own = tuple(r for r in asset.rules if not isinstance(r, References))
+    own = tuple(r for r in asset.rules if not isinstance(r, CROSS_ASSET_TYPES))
     groups = [(base, own)] if own else []
-    groups += [(f"{base}__{r.check_name}", (r,)) for r in asset.references]
+    groups += [
+        (f"{base}__{r.check_name}", (r,)) for r in asset.rules if isinstance(r, CROSS_ASSET_TYPES)
+    ]
     return groups
 
 
@@ -243,7 +197,7 @@ def _build_op(asset: AssetQuality, name: str, rules: tuple[Rule, ...]) -> dg.Ass
         specs=[check_spec(asset, rule) for rule in rules],
         name=name,
         can_subset=True,
-        description=f"Data-quality rules of {asset.asset} (platform_assets/quality/config.py).",
+        description=f"Data-quality rules of {asset.asset} (platform_assets/quality/monitors.py).",
         compute_kind="quality",
     )
     def _quality_checks(context: dg.AssetCheckExecutionContext, quality: QualityResource):

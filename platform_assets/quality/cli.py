@@ -2,9 +2,11 @@
 
     check    run the rules of one asset, several or all (table or --json); exit 1 when a
              blocking check fails (--fail-on error|warn widens that)
-    list     the configured assets and checks
+    list     the monitored assets and their checks
     history  recent rows of monitoring.data_quality_checks
     trends   the quality_trends view (per asset and day)
+    constraints  the source database's constraints the validity rules use (the snapshot);
+             --refresh reads them from the database (SOURCE_DB_DSN) after a migration
 
 `check` reads the warehouse of the current settings (DuckDB + lake locally, BigQuery with
 PLATFORM_ENV=gcp). It does not write history and does not move the stored schema baseline
@@ -20,12 +22,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from platform_assets.genai.quality_agent import QualityNarrator
-from platform_assets.quality.config import select_assets
 from platform_assets.quality.engine import QualityEngine, parse_as_of
 from platform_assets.quality.history import history_for
+from platform_assets.quality.monitors import select_assets
 from platform_assets.quality.results import CheckResult, fmt, jsonable
+from platform_assets.quality.source_constraints import (
+    SNAPSHOT,
+    load_snapshot,
+    read_catalog,
+    save_snapshot,
+)
 from platform_assets.quality.warehouse import warehouse_for
-from platform_core.settings import get_settings
+from platform_core.settings import get_settings, resolve_source_db_dsn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STATUS_MARK = {"pass": "ok", "warn": "WARN", "fail": "FAIL", "error": "ERROR"}
@@ -112,9 +120,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         source="cli",
     )
     as_of = parse_as_of(args.as_of)
-    results: list[CheckResult] = []
-    for asset in assets:
-        results += engine.evaluate(asset, checks=args.check or None, as_of=as_of)
+    if args.check:
+        results = [r for a in assets for r in engine.evaluate(a, checks=args.check, as_of=as_of)]
+    else:
+        results = engine.evaluate_many(assets, as_of=as_of)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:
@@ -163,6 +172,20 @@ def cmd_history(args: argparse.Namespace) -> int:
         args.json,
         ("evaluated_at", "asset", "check_name", "status", "metric", "value", "narrator"),
     )
+    return EXIT_OK
+
+
+def cmd_constraints(args: argparse.Namespace) -> int:
+    if args.refresh:
+        dsn = resolve_source_db_dsn(get_settings(), args.dsn)
+        save_snapshot(read_catalog(dsn))
+        print(f"{SNAPSHOT} refreshed from the database's catalog", file=sys.stderr)
+    rows = [
+        (table, c["name"], c["kind"], c.get("definition") or c["expression"])
+        for table, entry in load_snapshot()["tables"].items()
+        for c in entry["constraints"]
+    ]
+    print(_table(rows, ("table", "constraint", "kind", "definition")))
     return EXIT_OK
 
 
@@ -239,6 +262,12 @@ def parser() -> argparse.ArgumentParser:
     trends.add_argument("--asset", metavar="KEY")
     trends.add_argument("--json", action="store_true")
     trends.set_defaults(func=cmd_trends)
+    constraints = sub.add_parser("constraints", help="the source database's constraints")
+    constraints.add_argument(
+        "--refresh", action="store_true", help="read them from the database's catalog"
+    )
+    constraints.add_argument("--dsn", help="the database (default: SOURCE_DB_DSN)")
+    constraints.set_defaults(func=cmd_constraints)
     return p
 
 

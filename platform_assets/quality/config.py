@@ -1,195 +1,63 @@
-"""Every data-quality rule of every asset, configured in this one module.
+"""The hand configuration of the data-quality agent: the exception, not the rule.
 
-An asset's rules are an `AssetQuality`; `ASSETS` lists them by asset key (`raw/<table>`,
-`staging/<model>`, `mart/<model>`, the keys of `platform_assets.definitions`). Each rule
-becomes one Dagster asset check named after `Rule.check_name`.
+- `CONFIGURED`: rules a person chose per asset (freshness SLAs, volume measures, null-rate
+  columns, duplicate keys, references); each becomes a Dagster asset check named after
+  `check_name` (see `specs.py` for what each rule does).
+- `OVERRIDES`: where the derived monitors (`derive.py`: values, mixes, timestamps,
+  constraints for every asset) need a hand: lifecycle columns whose value depends on a
+  row's age, a filter, a family that does not fit. Each says why.
+- `CONSISTENCY`: what the behaviour events and the shop database must agree on per day.
+
+`monitors.py` assembles what the code location checks: this, plus the derived monitors,
+minus what a dbt test already checks.
 
 Severities: `error` is critical (the seed's SLA: data more than 30 minutes late is critical;
 duplicate keys in a mart; a fact pointing at a missing dimension), `warn` is worth a look.
-`blocking=True` stops downstream assets of the same run when the check fails with `error`
-(Dagster's blocking asset checks): used where bad data must not flow on, such as duplicate
-keys in staging events and in marts.
-
-Daily rules (volume, null rate, duplicate rate) judge the last complete UTC day before the
-evaluation time against a training window of the days before it, like Elementary's anomaly
-tests (sensitivity 3, 14 days, at least 7 points; day-of-week seasonality widens the window
-to 28 days so every weekday has 4 points, see `stats.py`).
+`blocking=True` stops downstream assets of the same run when the check fails with `error`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Literal
 
-from platform_assets.dbt.project import dbt_project
-from platform_assets.quality.dbt_tests import Invariants
-
-Severity = Literal["error", "warn"]
-
-SENSITIVITY = 3.0
-TRAINING_DAYS = 14
-SEASONAL_TRAINING_DAYS = 28
-MIN_TRAINING_POINTS = 7
-
-
-@dataclass(frozen=True)
-class Freshness:
-    """How late the newest row is: `as_of - max(column)` (or behind `relative_to`'s newest).
-
-    `column` is when the data happened or arrived at the edge (collector receipt, source
-    commit), not when it was loaded, so a pipeline that keeps loading hours-old data is late.
-    Late means beyond the SLA (`error_after`, critical; `warn_after`, optional, a warning)
-    and, with `adaptive`, also beyond `allowance_factor` x the largest lag seen at the same
-    time of day over the last `history_days` days: at 4 am a small shop is quiet for an
-    hour without anything being broken, while a stalled pipeline soon exceeds both.
-    With `relative_to` (an upstream asset key) the lag is measured against the upstream's
-    newest value of `column` instead of the clock: "staging is behind raw".
-    """
-
-    column: str
-    error_after: timedelta
-    warn_after: timedelta | None = None
-    relative_to: str | None = None
-    adaptive: bool = True
-    history_days: int = 7
-    allowance_factor: float = 1.5
-    explain_by: str | None = None  # newest value per group (e.g. per source) as evidence
-    check_name: str = "freshness"
-    blocking: bool = False
-
-
-@dataclass(frozen=True)
-class Volume:
-    """Rows (or `measure`) per day of `date_column` against a seasonal z-score baseline."""
-
-    date_column: str
-    measure: str = "count(*)"
-    metric: str = "row_count"
-    sensitivity: float = SENSITIVITY
-    training_days: int = TRAINING_DAYS
-    seasonal_training_days: int = SEASONAL_TRAINING_DAYS
-    min_training_points: int = MIN_TRAINING_POINTS
-    seasonality: Literal["day_of_week"] | None = "day_of_week"
-    min_relative_change: float = 0.15  # ignore smaller changes, whatever the z-score
-    severity: Severity = "warn"
-    explain_by: str | None = None  # per-group change on the day (e.g. per source) as evidence
-    check_name: str = "volume_anomaly"
-    blocking: bool = False
-
-
-@dataclass(frozen=True)
-class NullRate:
-    """Share of nulls per column. With `date_column`: the day's rate against the column's own
-    baseline (median + max(sensitivity x robust sigma, min_abs_change)); without it: the
-    whole table against the fixed `max_rate`."""
-
-    columns: tuple[str, ...]
-    date_column: str | None = None
-    max_rate: float = 0.0
-    sensitivity: float = SENSITIVITY
-    training_days: int = TRAINING_DAYS
-    min_training_points: int = MIN_TRAINING_POINTS
-    min_abs_change: float = 0.05
-    severity: Severity = "warn"
-    check_name: str = "null_rate"
-    blocking: bool = False
-
-
-@dataclass(frozen=True)
-class Duplicates:
-    """Rows sharing the declared key. `baseline=False`: any duplicate fails (staging, marts).
-    `baseline=True` (raw, where at-least-once delivery makes some normal): the day's
-    duplicate rate against its baseline."""
-
-    key: tuple[str, ...]
-    baseline: bool = False
-    date_column: str | None = None
-    sensitivity: float = SENSITIVITY
-    training_days: int = TRAINING_DAYS
-    min_training_points: int = MIN_TRAINING_POINTS
-    min_abs_change: float = 0.02
-    severity: Severity = "error"
-    check_name: str = "duplicate_keys"
-    blocking: bool = False
-
-
-@dataclass(frozen=True)
-class SchemaChange:
-    """Columns added, removed or retyped since the last schema seen (stored in history)."""
-
-    added: Severity = "warn"
-    removed: Severity = "error"
-    type_changed: Severity = "error"
-    check_name: str = "schema_change"
-    blocking: bool = False
-
-
-@dataclass(frozen=True)
-class References:
-    """Referential integrity: non-null `column` values must exist in `parent.parent_column`.
-
-    `max_orphan_rate` tolerates known, legitimate orphans (GDPR erasure deletes users while
-    their orders stay). `cast` converts the child's value first (string ids in events).
-    """
-
-    column: str
-    parent: str
-    parent_column: str
-    max_orphan_rate: float = 0.0
-    cast: str | None = None
-    severity: Severity = "error"
-    blocking: bool = False
-
-    @property
-    def check_name(self) -> str:
-        return f"referential_integrity_{self.column}"
-
-
-Rule = Freshness | Volume | NullRate | Duplicates | SchemaChange | References
-
-
-@dataclass(frozen=True)
-class AssetQuality:
-    asset: str  # "raw/events", "staging/stg_orders", "mart/fct_orders"
-    freshness: Freshness | None = None
-    volume: Volume | None = None
-    nulls: NullRate | None = None
-    duplicates: Duplicates | None = None
-    schema: SchemaChange | None = field(default_factory=SchemaChange)
-    references: tuple[References, ...] = ()
-
-    @property
-    def rules(self) -> tuple[Rule, ...]:
-        found = (self.freshness, self.volume, self.nulls, self.duplicates, self.schema)
-        return tuple(r for r in found if r is not None) + self.references
-
-    @property
-    def layer(self) -> str:
-        return self.asset.split("/", 1)[0]
-
-    @property
-    def name(self) -> str:
-        return self.asset.split("/", 1)[1]
-
-    def rule(self, check_name: str) -> Rule:
-        for rule in self.rules:
-            if rule.check_name == check_name:
-                return rule
-        raise KeyError(f"{self.asset} has no quality check {check_name!r}")
-
+from platform_assets.quality.specs import (
+    Agreement,
+    AssetQuality,
+    DailyMeasure,
+    Duplicates,
+    Freshness,
+    NullRate,
+    Override,
+    References,
+    Unmatched,
+    Volume,
+)
 
 MIN = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 CDC_KEY = ("pk", "lsn")  # the same change twice: a replay
 
 
-def _cdc(table: str) -> AssetQuality:
+def _cdc(table: str, only_creations: bool = True) -> AssetQuality:
     # Source changes are bursty (catalogue edits at night, quiet hours): freshness would page
-    # for nothing, so CDC tables are watched by volume, replays and schema instead.
+    # for nothing, so CDC tables are watched by volume, replays and schema instead. Volume
+    # counts the changes committed per day (source_ts): a stalled stream shows as a drop on
+    # the day it stalled, and its backlog does not look like a spike on the day it lands.
+    # For tables that follow orders, only creations: their updates and deletes come in
+    # waves days after a busy day (a promotion's orders ship, deliver, get purged), which
+    # is the business, not a fault.
+    volume = (
+        Volume(
+            date_column="source_ts",
+            metric="rows_created",
+            measure="sum(case when op in ('c', 'r') then 1 else 0 end)",
+        )
+        if only_creations
+        else Volume(date_column="source_ts")
+    )
     return AssetQuality(
         asset=f"raw/cdc_{table}",
-        volume=Volume(date_column="ingest_date"),
+        volume=volume,
         duplicates=Duplicates(
             key=CDC_KEY, baseline=True, date_column="ingest_date", severity="warn"
         ),
@@ -222,7 +90,7 @@ CONFIGURED: dict[str, AssetQuality] = {
         ),
         AssetQuality(asset="raw/events_dead_letter"),
         _cdc("users"),
-        _cdc("products"),
+        _cdc("products", only_creations=False),  # new arrivals weekly; price edits daily
         _cdc("orders"),
         _cdc("order_items"),
         # --- staging: typed, deduplicated, current state -------------------------------
@@ -240,16 +108,9 @@ CONFIGURED: dict[str, AssetQuality] = {
                 columns=("anonymous_id", "device_type", "os_name", "page_path", "traffic_source"),
                 date_column="event_date",
             ),
-            duplicates=Duplicates(key=("message_id",), blocking=True),
-            references=(
-                References(
-                    column="product_id",
-                    parent="staging/stg_products",
-                    parent_column="product_id",
-                    cast="bigint",
-                    severity="warn",
-                ),
-            ),
+            duplicates=Duplicates(key=("source", "message_id"), blocking=True),
+            # products viewed that the database does not have: a daily cross-source rule
+            # (CONSISTENCY) with a learnt tolerance, not a whole-table reference
         ),
         AssetQuality(
             asset="staging/stg_orders",
@@ -349,55 +210,139 @@ CONFIGURED: dict[str, AssetQuality] = {
 }
 
 
-def without_dbt_invariants(asset: AssetQuality, invariants: Invariants) -> AssetQuality:
-    """The asset's rules minus those a dbt test already checks: zero-tolerance duplicates
-    (`unique`), references (`relationships`) and whole-table nulls (`not_null`). Baselined
-    rules (a rate against its history) are different checks and stay."""
-    duplicates = asset.duplicates
-    if (
-        duplicates
-        and not duplicates.baseline
-        and invariants.covers_unique(asset.asset, duplicates.key)
-    ):
-        duplicates = None
-    nulls = asset.nulls
-    if nulls and nulls.date_column is None and nulls.max_rate == 0:
-        left = tuple(c for c in nulls.columns if not invariants.covers_not_null(asset.asset, c))
-        nulls = replace(nulls, columns=left) if left else None
-    references = tuple(
-        r
-        for r in asset.references
-        if not invariants.covers_relationship(asset.asset, r.column, r.parent, r.parent_column)
-    )
-    return replace(asset, duplicates=duplicates, nulls=nulls, references=references)
-
-
-# What the agent checks: the configuration above, minus what the dbt project tests.
-ASSETS: dict[str, AssetQuality] = {
-    key: without_dbt_invariants(asset, Invariants.from_path(dbt_project.manifest_path))
-    for key, asset in CONFIGURED.items()
+# The row's age changes these columns after the day it belongs to (an order is paid, then
+# shipped, delivered, maybe refunded; a declined order is purged after a few days): the
+# judged day (yesterday) is always young, its training days old, so a daily monitor would
+# compare a young day with old ones and alert every day. Declined orders are left out of
+# the value monitors for the same reason.
+_LIVE_ORDERS = "status <> 'cancelled'"
+OVERRIDES: dict[str, Override] = {
+    "staging/stg_orders": Override(
+        reason="order status moves with age; declined orders are purged after a few days",
+        exclude=("status",),
+        where=_LIVE_ORDERS,
+    ),
+    "staging/int_orders": Override(
+        reason="order status moves with age; declined orders are purged after a few days",
+        exclude=("status", "removed_lsn", "is_in_source"),
+        where=_LIVE_ORDERS,
+    ),
+    "mart/fct_orders": Override(
+        reason="status, sale, refund and cancellation flags and the shipping and delivery "
+        "times move with the order's age",
+        exclude=(
+            "status",
+            "is_sale",
+            "is_refunded",
+            "is_cancelled",
+            "is_in_source",
+            "hours_to_ship",
+            "hours_in_transit",
+        ),
+        where=_LIVE_ORDERS,
+    ),
+    "mart/fct_order_lines": Override(
+        reason="a line is a sale once its order is paid, and refunded later: lines of sales "
+        "on their sale day do not change with age (a declined order's lines are purged)",
+        exclude=("is_sale", "is_refunded"),
+        day="sale_date",
+        where="is_sale",
+    ),
+    "mart/mart_abandonment": Override(
+        reason="a cart is recovered when its visitor orders in a later session: a young "
+        "day has not had its recovery window",
+        exclude=("recovered_carts",),
+    ),
+    "mart/mart_fulfilment": Override(
+        reason="a day's sales ship and deliver over the following days: only the count of "
+        "sales is final on the next morning",
+        exclude=(
+            "shipped_orders",
+            "delivered_orders",
+            "avg_hours_to_ship",
+            "max_hours_to_ship",
+            "avg_hours_in_transit",
+            "max_hours_in_transit",
+        ),
+    ),
+    "mart/mart_customers_daily": Override(
+        reason="running totals to date grow every day: they are a trend, not a day's value",
+        exclude=("customers_to_date", "repeat_customers_to_date"),
+    ),
+    "mart/mart_cohort_ltv": Override(
+        reason="lifetime aggregates per sign-up month: they grow with the cohort's age",
+        skip=("values", "mix"),
+    ),
+    "mart/mart_daily_sales": Override(
+        reason="declined orders are purged after a few days: only young days count them",
+        exclude=("cancelled_orders",),
+    ),
+    "mart/mart_user_behavior": Override(
+        reason="lifetime aggregates per user: cut by sign-up day they grow with the user's "
+        "age, so a daily cut compares new users with old ones",
+        skip=("values", "mix"),
+    ),
 }
 
-
-def asset_quality(asset: str) -> AssetQuality:
-    try:
-        return ASSETS[asset]
-    except KeyError:
-        raise KeyError(f"no quality rules for {asset!r}; known: {', '.join(ASSETS)}") from None
-
-
-def select_assets(keys: list[str] | None = None) -> list[AssetQuality]:
-    """The configured assets, all of them or those named (exact keys or `layer/*`)."""
-    if not keys:
-        return list(ASSETS.values())
-    chosen: list[AssetQuality] = []
-    for key in keys:
-        key = key.strip().strip("/")
-        if key.endswith("/*") or key in ("raw", "staging", "mart"):
-            layer = key.removesuffix("/*")
-            chosen += [a for a in ASSETS.values() if a.layer == layer and a not in chosen]
-        else:
-            found = asset_quality(key)
-            if found not in chosen:
-                chosen.append(found)
-    return chosen
+_ORDER_COMPLETED = "event_name = 'Order Completed'"
+# (asset the check belongs to, rule): the check runs after every asset it reads
+CONSISTENCY: tuple[tuple[str, Agreement | Unmatched], ...] = (
+    (
+        "mart/mart_daily_sales",
+        Agreement(
+            name="orders_events_vs_database",
+            left=DailyMeasure(
+                asset="staging/stg_events",
+                day="event_date",
+                measure="count(distinct order_id)",
+                where=_ORDER_COMPLETED,
+                label="orders completed in events",
+            ),
+            right=DailyMeasure(
+                asset="mart/mart_daily_sales",
+                day="sales_date",
+                measure="sum(orders)",
+                label="paid orders in the database",
+            ),
+        ),
+    ),
+    (
+        # revenue, order by order: the amount the shop reported to the client (the event)
+        # against the amount the database recorded; daily totals would also move with
+        # every late event, and one late big order is a quarter of a small day's revenue
+        "mart/fct_orders",
+        Unmatched(
+            name="order_amounts_events_vs_database",
+            child=DailyMeasure(
+                asset="staging/stg_events",
+                day="event_date",
+                measure="count(*)",
+                where=_ORDER_COMPLETED,
+                label="orders completed in events",
+            ),
+            column="order_id",
+            cast="bigint",
+            parent="mart/fct_orders",
+            parent_column="order_id",
+            value="order_total",
+            parent_value="total_amount",
+        ),
+    ),
+    (
+        "staging/stg_events",
+        Unmatched(
+            name="products_viewed_exist",
+            child=DailyMeasure(
+                asset="staging/stg_events",
+                day="event_date",
+                measure="count(*)",
+                where="event_name = 'Product Viewed'",
+                label="product views",
+            ),
+            column="product_id",
+            parent="staging/stg_products",
+            parent_column="product_id",
+            cast="bigint",
+        ),
+    ),
+)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from platform_assets.quality.alerts import SlackAlerts, build_alert_sensor
+from platform_assets.quality.alerts import build_alert_sensor
 from platform_assets.quality.checks import QualityResource, quality_asset_checks, quality_schedule
+from platform_assets.quality.slack import SlackAlerts
 from platform_core.settings import Settings
 
 

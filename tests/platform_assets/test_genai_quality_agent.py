@@ -31,8 +31,9 @@ from platform_assets.genai.quality_agent import (
     deterministic_narrative,
     prompt_template,
 )
-from platform_assets.quality.config import AssetQuality, References
+from platform_assets.genai.quality_explanations import incident_narrative
 from platform_assets.quality.engine import QualityEngine
+from platform_assets.quality.specs import AssetQuality, References
 from platform_assets.quality.warehouse import DuckDBWarehouse
 from platform_core.settings import Settings
 
@@ -272,3 +273,52 @@ def test_importing_the_platform_does_not_import_vertex_ai():
         "assert 'vertexai' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_narrative_names_the_most_upstream_failing_asset_as_the_likely_cause():
+    finding = {**FINDING, "asset": "mart/fct_orders", "check_name": "column_values"}
+    context = {
+        "asset": "mart/fct_orders",
+        "upstream": [{"asset": "staging/stg_order_items", "checks": []}],
+        "likely_origin": {"asset": "raw/cdc_order_items", "checks": ["volume_anomaly"]},
+    }
+    narrative = deterministic_narrative(finding, context)
+    assert narrative.likely_causes[0].cause.startswith(
+        "The problem most likely starts upstream at raw/cdc_order_items"
+    )
+    # the model gets the origin too, inside the quoted context block only
+    quality_narrator, model = narrator(GOOD_REPLY)
+    quality_narrator.narrate(finding, context)
+    human = model.calls[0][1].content
+    block = human.split('<data name="context">')[1].split("</data>")[0]
+    assert "likely_origin" in block and "raw/cdc_order_items" in block
+
+
+def test_an_incident_narrative_leads_with_its_origin_and_keeps_the_models_words():
+    failures = [
+        {
+            "check_key": "staging/stg_order_items:relationships",
+            "asset": "staging/stg_order_items",
+            "check": "relationships",
+            "severity": "WARN",
+            "summary": "12 failing rows",
+        },
+        {
+            "check_key": "mart/fct_orders:column_values",
+            "asset": "mart/fct_orders",
+            "check": "column_values",
+            "severity": "ERROR",
+            "summary": "sum(items) 3 (expected 40 .. 60)",
+        },
+    ]
+    narrative = incident_narrative(FINDING, failures, ["staging/stg_order_items"], GOOD_REPLY)
+    lead = narrative.likely_causes[0]
+    assert lead.cause.startswith("The problem most likely starts at staging/stg_order_items")
+    assert "1 downstream asset(s) fail with it (mart/fct_orders)" in lead.reasoning
+    assert narrative.summary.startswith(
+        "Critical incident: 2 failing check(s) on 2 asset(s), most upstream at "
+        "staging/stg_order_items."
+    )
+    assert GOOD_REPLY["summary"] in narrative.summary  # the model's own explanation follows
+    assert narrative.likely_causes[1].cause == GOOD_REPLY["likely_causes"][0]["cause"]
+    assert narrative.recommended_actions[0].startswith("Start at staging/stg_order_items")

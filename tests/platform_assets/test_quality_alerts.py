@@ -1,4 +1,5 @@
-"""Slack alerts: Block Kit payload to a local HTTP server, suppression and recovery, delivery."""
+"""Slack alerts: one message per incident (failing checks grouped by root cause over the asset
+graph), one recovery, suppression and reminders, delivery, escaping."""
 
 from __future__ import annotations
 
@@ -12,19 +13,37 @@ import pytest
 from devtools.slack_webhook import LocalWebhook
 from platform_assets.quality.alerts import (
     AlertState,
-    Evaluation,
-    SlackAlerts,
-    alert_payload,
+    Topology,
     build_alert_sensor,
     deliver_alerts,
     process_evaluations,
 )
 from platform_assets.quality.checks import to_check_result
+from platform_assets.quality.evaluations import Evaluation
+from platform_assets.quality.incidents import Lineage
 from platform_assets.quality.results import CheckResult
+from platform_assets.quality.slack import SlackAlerts, incident_payload
 from platform_core.settings import get_settings
 
 KEY = dg.AssetKey(["staging", "stg_order_items"])
 UI = "http://dagster.test:3000"
+RELATIONSHIPS = "relationships_stg_order_items_product_id__product_id__ref_stg_products_"
+
+# a hand-drawn piece of the platform's lineage
+LINEAGE = Lineage(
+    {
+        "staging/stg_order_items": ["raw/cdc_order_items"],
+        "staging/stg_orders": ["raw/cdc_orders"],
+        "mart/fct_orders": ["staging/stg_orders", "staging/stg_order_items"],
+        "mart/mart_daily_sales": ["mart/fct_orders"],
+        "staging/stg_events": ["raw/events"],
+        "staging/int_sessions": ["staging/stg_events"],
+    }
+)
+READS = {
+    "mart/mart_daily_sales:consistency_order_amounts_events_vs_database": ("staging/stg_events",)
+}
+TOPOLOGY = Topology(LINEAGE, READS)
 
 
 @pytest.fixture
@@ -42,35 +61,29 @@ def webhook():
         yield hook
 
 
-def finding(
-    *,
-    passed: bool,
-    kind: str = "orphans",
-    severity: str = "error",
-    description: str = "12 of 100 rows (12.00%) have no match.",
-) -> CheckResult:
+def finding(*, passed: bool, severity: str = "error") -> CheckResult:
     return CheckResult(
         asset="staging/stg_order_items",
-        check_name="referential_integrity_product_id",
-        rule="references",
+        check_name="column_values",
+        rule="column_values",
         passed=passed,
         severity=severity,
-        metric="orphan_rate",
-        value=0.0 if passed else 0.12,
+        metric="max(unit_price)",
+        value=1.0 if passed else 12_999.0,
         expected_low=0.0,
-        expected_high=0.0,
-        description=description,
-        kind="" if passed else kind,
+        expected_high=260.0,
+        description="max(unit_price) 12,999 (expected 0 .. 260).",
+        kind="" if passed else "values:max(unit_price)",
         status="pass" if passed else ("fail" if severity == "error" else "warn"),
-        sample=[] if passed else [{"product_id": 990001, "rows": 12}],
+        sample=[] if passed else [{"column": "unit_price", "metric": "max", "value": 12999.0}],
         as_of=datetime(2026, 11, 21),
         narrative=None
         if passed
         else {
-            "summary": "Order lines point at product 990001, unknown to stg_products.",
-            "likely_causes": [{"cause": "Late products CDC.", "reasoning": ""}],
-            "evidence": ["orphan_rate 0.12"],
-            "recommended_actions": ["Look up 990001 in raw.cdc_products."],
+            "summary": "Unit prices look like cents.",
+            "likely_causes": [{"cause": "A release writes cents.", "reasoning": ""}],
+            "evidence": ["max 12,999"],
+            "recommended_actions": ["Check the checkout release."],
         },
         narrator="deterministic narrator (no LLM)",
     )
@@ -85,7 +98,7 @@ class Scripted:
     def definitions(self) -> dg.Definitions:
         script = self
 
-        @dg.asset_check(asset=KEY, name="referential_integrity_product_id")
+        @dg.asset_check(asset=KEY, name="column_values")
         def scripted_check() -> dg.AssetCheckResult:
             return to_check_result(script.next)
 
@@ -99,7 +112,9 @@ class Scripted:
         )
 
 
-def test_failed_check_posts_block_kit_then_suppresses_then_recovers(no_slack_settings, webhook):
+def test_a_failing_check_is_one_incident_message_then_silence_then_one_recovery(
+    no_slack_settings, webhook
+):
     script = Scripted()
     defs = script.definitions()
     job = defs.resolve_job_def("checks")
@@ -119,94 +134,231 @@ def test_failed_check_posts_block_kit_then_suppresses_then_recovers(no_slack_set
                 repository_def=defs.get_repository_def(),
                 resources={"slack_alerts": sink},
             )
-            tick = sensor.evaluate_tick(context)
-            cursor = tick.cursor
+            cursor = sensor.evaluate_tick(context).cursor
 
         check_then_tick(finding(passed=False))
         assert len(webhook.payloads) == 1
         alert = webhook.payloads[0]
-        assert alert["text"].startswith("[CRITICAL] staging/stg_order_items")
+        assert alert["text"] == (
+            "[CRITICAL] data-quality incident at staging/stg_order_items: "
+            "1 failing check(s) on 1 asset(s)"
+        )
         text = str(alert["blocks"])
-        assert "referential_integrity_product_id" in text
-        assert "orphan_rate = 0.12 (expected 0 .. 0)" in text or "orphan_rate = 0.12" in text
-        assert "Order lines point at product 990001" in text  # the narrative
+        assert "max(unit_price) = 1.3e+04 (expected 0 .. 260)" in text
+        assert "Unit prices look like cents." in text  # the check's own narrative
+        assert "most likely starts at staging/stg_order_items" in text
         assert "deterministic narrator (no LLM)" in text
         button = alert["blocks"][-1]["elements"][0]
         assert button["url"] == f"{UI}/assets/staging/stg_order_items?view=checks"
 
-        check_then_tick(finding(passed=False))  # same failure 30 minutes later: silent
+        check_then_tick(finding(passed=False))  # still failing 30 minutes later: silent
+        check_then_tick(finding(passed=False, severity="warn"))  # milder: still the incident
         assert len(webhook.payloads) == 1
 
-        check_then_tick(finding(passed=False, severity="warn"))  # a different failure
-        assert len(webhook.payloads) == 2 and webhook.payloads[1]["text"].startswith("[WARNING]")
-
-        check_then_tick(finding(passed=True))  # recovered
-        assert len(webhook.payloads) == 3
-        assert webhook.payloads[2]["text"].startswith("[RECOVERED] staging/stg_order_items")
-
+        check_then_tick(finding(passed=True))  # recovered: one message
+        assert len(webhook.payloads) == 2
+        assert webhook.payloads[1]["text"].startswith(
+            "[RECOVERED] data-quality incident at staging/stg_order_items: all 1 checks pass"
+        )
         check_then_tick(finding(passed=True))  # still fine: nothing
-        check_then_tick(finding(passed=False))  # broken again after a recovery: alerts
-        assert len(webhook.payloads) == 4 and webhook.payloads[3]["text"].startswith("[CRITICAL]")
+        check_then_tick(finding(passed=False))  # broken again after a recovery: a new incident
+        assert len(webhook.payloads) == 3 and webhook.payloads[2]["text"].startswith("[CRITICAL]")
 
 
-def ev(record_id: int, passed: bool, at: float, fingerprint: str = "fp1") -> Evaluation:
+def ev(
+    record_id: int,
+    asset: str,
+    check: str,
+    passed: bool = False,
+    at: float = 1_800_000_000.0,
+    severity: str = "WARN",
+    dbt: bool = False,
+) -> Evaluation:
+    metadata = (
+        {"dagster_dbt/failed_row_count": 12}
+        if dbt
+        else {
+            "rule": "column_values",
+            "kind": "values:sum(x)",
+            "expected_range": "1 .. 2",
+            "metric": "sum(x)",
+            "value": 9.0,
+            "description": f"{check} of {asset} moved.",
+        }
+    )
     return Evaluation(
         record_id=record_id,
-        asset="mart/fct_orders",
-        asset_path=["mart", "fct_orders"],
-        check="duplicate_keys",
+        asset=asset,
+        asset_path=asset.split("/"),
+        check=check,
         passed=passed,
-        severity="ERROR",
+        severity=severity,
         description="",
-        metadata={
-            "fingerprint": fingerprint,
-            "rule": "duplicates",
-            "expected_range": "= 0",
-            "metric": "duplicate_keys",
-            "value": 3.0,
-            "blocking": True,
-        },
+        metadata=metadata,
         run_id="abcdef1234",
         timestamp=at,
     )
 
 
-def test_suppression_window_expires(no_slack_settings, webhook):
+def texts(outcome) -> list[str]:
+    return [p["text"] for p in outcome.alerts + outcome.recoveries]
+
+
+def test_one_root_cause_is_one_message_listing_every_failing_check(no_slack_settings, webhook):
+    sink = SlackAlerts(webhook_url=webhook.url, dagster_ui_url=UI)
+    state = AlertState(started=True)
+    t0 = 1_800_000_000.0
+    first = process_evaluations(
+        [
+            # the dbt test and an agent rule on the same asset (and column) ...
+            ev(1, "staging/stg_order_items", RELATIONSHIPS, severity="ERROR", dbt=True),
+            ev(2, "staging/stg_order_items", "column_values"),
+            # ... a mart downstream of it ...
+            ev(3, "mart/mart_daily_sales", "column_values"),
+            # ... and an unrelated problem in the events path
+            ev(4, "staging/int_sessions", "column_mix"),
+        ],
+        state,
+        sink,
+        t0,
+        TOPOLOGY,
+    )
+    # the most upstream origin first (stg_order_items has 1 ancestor, int_sessions 2)
+    assert texts(first) == [
+        "[CRITICAL] data-quality incident at staging/stg_order_items: "
+        "3 failing check(s) on 2 asset(s)",
+        "[WARNING] data-quality incident at staging/int_sessions: 1 failing check(s) on 1 asset(s)",
+    ]
+    blocks = str(first.alerts[0]["blocks"])
+    for check in (RELATIONSHIPS, "column_values"):
+        assert check in blocks
+    assert "mart/mart_daily_sales" in blocks and "dbt test: 12 failing row(s)" in blocks
+    assert "most likely starts at staging/stg_order_items" in blocks
+    assert "3 failing check(s) on 2 asset(s), most upstream at staging/stg_order_items" in blocks
+
+    # the mart recovers first: the incident stays open, nothing is posted
+    later = process_evaluations(
+        [ev(5, "mart/mart_daily_sales", "column_values", passed=True)],
+        state,
+        sink,
+        t0 + 60,
+        TOPOLOGY,
+    )
+    assert texts(later) == [] and later.open_incidents == 2
+    # the origin recovers: one recovery for all three checks
+    done = process_evaluations(
+        [
+            ev(6, "staging/stg_order_items", RELATIONSHIPS, passed=True, dbt=True),
+            ev(7, "staging/stg_order_items", "column_values", passed=True),
+        ],
+        state,
+        sink,
+        t0 + 5400,
+        TOPOLOGY,
+    )
+    assert texts(done) == [
+        "[RECOVERED] data-quality incident at staging/stg_order_items: all 3 checks pass again "
+        "after 1.5 h"
+    ]
+    assert done.open_incidents == 1 and len(webhook.payloads) == 3
+
+
+def test_a_cross_source_check_joins_the_incident_of_the_source_it_reads(no_slack_settings):
+    sent = []
+    sink = type("Sink", (), {"suppression_minutes": 60, "ui_url": lambda s: UI})()
+    sink.send = sent.append
+    outcome = process_evaluations(
+        [
+            ev(1, "mart/mart_daily_sales", "consistency_order_amounts_events_vs_database"),
+            ev(2, "staging/stg_events", "column_values"),
+        ],
+        AlertState(started=True),
+        sink,
+        0.0,
+        TOPOLOGY,
+    )
+    assert texts(outcome) == [
+        "[WARNING] data-quality incident at staging/stg_events: 2 failing check(s) on 2 asset(s)"
+    ]
+
+
+def test_a_failure_downstream_of_two_failing_assets_ties_them_together(no_slack_settings):
+    sent = []
+    sink = type("Sink", (), {"suppression_minutes": 60, "ui_url": lambda s: UI})()
+    sink.send = sent.append
+    process_evaluations(
+        [
+            ev(1, "staging/stg_orders", "column_values"),
+            ev(2, "staging/stg_order_items", "column_values"),
+            ev(3, "mart/fct_orders", "column_values"),
+        ],
+        AlertState(started=True),
+        sink,
+        0.0,
+        TOPOLOGY,
+    )
+    assert len(sent) == 1
+    fields = str(sent[0]["blocks"][1])
+    assert "staging/stg_order_items" in fields and "mart/fct_orders" in fields
+
+
+def test_reminder_after_the_window_and_escalation(no_slack_settings, webhook):
     sink = SlackAlerts(webhook_url=webhook.url, suppression_minutes=60)
     state = AlertState(started=True)
     t0 = 1_800_000_000.0
-    assert len(process_evaluations([ev(1, False, t0)], state, sink, t0).alerts) == 1
-    assert process_evaluations([ev(2, False, t0 + 1800)], state, sink, t0 + 1800).suppressed
-    later = process_evaluations([ev(3, False, t0 + 3700)], state, sink, t0 + 3700)
-    assert len(later.alerts) == 1  # a reminder once the window has passed
-    assert "(blocking)" in str(webhook.payloads[0]["blocks"])
+    key = ("staging/stg_orders", "column_values")
+    assert len(process_evaluations([ev(1, *key)], state, sink, t0, TOPOLOGY).alerts) == 1
+    assert not process_evaluations([ev(2, *key)], state, sink, t0 + 1800, TOPOLOGY).alerts
+    worse = process_evaluations([ev(3, *key, severity="ERROR")], state, sink, t0 + 1900, TOPOLOGY)
+    assert texts(worse) == [
+        "[CRITICAL] now critical: data-quality incident at staging/stg_orders: "
+        "1 failing check(s) on 1 asset(s)"
+    ]
+    reminder = process_evaluations(
+        [ev(4, *key, severity="ERROR")], state, sink, t0 + 5600, TOPOLOGY
+    )
+    assert texts(reminder)[0].startswith("[CRITICAL] still open: data-quality incident")
     restored = AlertState.load(state.dump())
-    assert restored.open == state.open and restored.alerted == state.alerted
+    assert restored.failing == state.failing and restored.dump() == state.dump()
 
 
-def test_undelivered_alert_is_not_marked_as_sent(no_slack_settings):
+def test_undelivered_alert_is_retried_on_the_next_tick(no_slack_settings):
+    state = AlertState(started=True)
+    key = ("staging/stg_orders", "column_values")
     with LocalWebhook(status=500) as failing:
-        sink = SlackAlerts(webhook_url=failing.url)
-        state = AlertState(started=True)
-        outcome = process_evaluations([ev(1, False, 0.0)], state, sink, 0.0)
-        assert outcome.errors and not outcome.alerts and "fp1" not in state.alerted
+        outcome = process_evaluations(
+            [ev(1, *key)], state, SlackAlerts(webhook_url=failing.url), 0.0, TOPOLOGY
+        )
+        assert outcome.errors and not outcome.alerts
     with LocalWebhook() as working:
-        sink = SlackAlerts(webhook_url=working.url)
-        outcome = process_evaluations([ev(2, False, 60.0)], state, sink, 60.0)
+        outcome = process_evaluations(
+            [], state, SlackAlerts(webhook_url=working.url), 60.0, TOPOLOGY
+        )
         assert len(outcome.alerts) == 1 and len(working.payloads) == 1
 
 
 def test_data_values_cannot_inject_slack_markup():
-    evaluation = ev(1, False, 0.0)
-    evaluation.metadata["description"] = "<!channel> look <http://evil.example|here> & now"
-    evaluation.metadata["narrative_json"] = {
+    state = AlertState(started=True)
+    evaluation = ev(1, "staging/stg_orders", "column_values")
+    evaluation.metadata["metric"] = "<!channel> look <http://evil.example|here> & now"
+    sent = []
+    sink = type("Sink", (), {"suppression_minutes": 60, "ui_url": lambda s: UI})()
+    sink.send = sent.append
+    process_evaluations([evaluation], state, sink, 0.0, TOPOLOGY)
+    incident = next(iter(state.incidents.open.values()))
+    stored = {
         "summary": "<@U123> ping",
-        "likely_causes": [],
+        "likely_causes": [{"cause": "<!here>", "reasoning": ""}],
+        "evidence": [],
         "recommended_actions": [],
     }
-    text = str(alert_payload(evaluation, UI)["blocks"])
-    assert "<!channel>" not in text and "&lt;!channel&gt;" in text
-    assert "<http://evil" not in text and "&amp; now" in text and "<@U123>" not in text
+    for text in (
+        str(sent[0]["blocks"]),
+        str(incident_payload(incident, UI, stored, "x")["blocks"]),
+    ):
+        assert "<!channel>" not in text and "&lt;!channel&gt;" in text
+        assert "<http://evil" not in text and "&amp; now" in text
+    assert "<@U123>" not in str(incident_payload(incident, UI, stored, "x"))
 
 
 def test_bot_token_posts_through_the_web_api(no_slack_settings, webhook):
@@ -216,15 +368,27 @@ def test_bot_token_posts_through_the_web_api(no_slack_settings, webhook):
     sink = SlackAlerts.from_settings(get_settings(), slack_api_url=webhook.url)
     assert sink.destination() == "slack-api"
     assert sink.bot_token == "SLACK_BOT_TOKEN", "config names the secret, never holds it"
-    assert sink.send(alert_payload(ev(1, False, 0.0), UI)) == "slack-api"
+    outcome = process_evaluations(
+        [ev(1, "staging/stg_orders", "column_values")],
+        AlertState(started=True),
+        sink,
+        0.0,
+        TOPOLOGY,
+    )
+    assert len(outcome.alerts) == 1
     assert webhook.paths == ["/chat.postMessage"]
     assert webhook.payloads[0]["channel"] == "#dq-test" and webhook.payloads[0]["blocks"]
 
 
 def test_without_webhook_or_token_the_payload_goes_to_the_log(no_slack_settings, caplog):
-    sink = SlackAlerts()
-    with caplog.at_level(logging.WARNING, logger="platform_assets.quality.alerts"):
-        assert sink.send(alert_payload(ev(1, False, 0.0), UI)) == "log"
+    with caplog.at_level(logging.WARNING, logger="platform_assets.quality.slack"):
+        process_evaluations(
+            [ev(1, "staging/stg_orders", "column_values")],
+            AlertState(started=True),
+            SlackAlerts(),
+            0.0,
+            TOPOLOGY,
+        )
     assert "Slack alert (no SLACK_WEBHOOK_URL or SLACK_BOT_TOKEN set)" in caplog.text
     assert '"blocks"' in caplog.text
 
@@ -234,13 +398,12 @@ def test_first_tick_only_reports_recent_evaluations(no_slack_settings, webhook):
     defs = script.definitions()
     with dg.instance_for_test() as instance:
         defs.resolve_job_def("checks").execute_in_process(instance=instance, raise_on_error=False)
-        keys = list(defs.resolve_asset_graph().asset_check_keys)
+        graph = defs.resolve_asset_graph()
         sink = SlackAlerts(webhook_url=webhook.url)
-        cursor, outcome = deliver_alerts(instance, keys, None, sink, now=time.time() + 7200)
+        cursor, outcome = deliver_alerts(instance, graph, None, sink, now=time.time() + 7200)
         assert not outcome.alerts and not webhook.payloads  # two hours old: history
-        cursor, outcome = deliver_alerts(instance, keys, cursor, sink)
+        cursor, outcome = deliver_alerts(instance, graph, cursor, sink)
         assert not outcome.alerts  # and it is not replayed later either
-        script.next = finding(passed=False, kind="other")
         defs.resolve_job_def("checks").execute_in_process(instance=instance, raise_on_error=False)
-        cursor, outcome = deliver_alerts(instance, keys, cursor, sink)
+        cursor, outcome = deliver_alerts(instance, graph, cursor, sink)
         assert len(outcome.alerts) == 1

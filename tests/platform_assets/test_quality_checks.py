@@ -14,7 +14,8 @@ from test_quality_support import AS_OF, DAY, TinyPlatform
 from platform_assets.quality import checks as checks_module
 from platform_assets.quality.checks import QualityResource, build_asset_checks
 from platform_assets.quality.cli import main as cli
-from platform_assets.quality.config import ASSETS, CONFIGURED
+from platform_assets.quality.config import CONFIGURED
+from platform_assets.quality.monitors import ASSETS
 from platform_core.settings import get_settings
 
 KEY = dg.AssetKey(["mart", "fct_orders"])
@@ -71,10 +72,27 @@ def test_quality_definitions_merge_into_the_code_location():
     assert {"duplicate_keys", "null_rate"}.isdisjoint(fct_orders)
     items = dg.AssetKey(["staging", "stg_order_items"])
     assert dg.AssetCheckKey(items, "referential_integrity_product_id") not in graph.asset_check_keys
-    ri = graph.get_check_spec(
-        dg.AssetCheckKey(dg.AssetKey(["staging", "stg_events"]), "referential_integrity_product_id")
+    # cross-source checks run after every asset they read
+    events, products = (
+        dg.AssetKey(["staging", "stg_events"]),
+        dg.AssetKey(["staging", "stg_products"]),
     )
-    assert [d.asset_key for d in ri.additional_deps] == [dg.AssetKey(["staging", "stg_products"])]
+    viewed = graph.get_check_spec(dg.AssetCheckKey(events, "consistency_products_viewed_exist"))
+    assert [d.asset_key for d in viewed.additional_deps] == [products]
+    amounts = graph.get_check_spec(
+        dg.AssetCheckKey(
+            dg.AssetKey(["mart", "fct_orders"]), "consistency_order_amounts_events_vs_database"
+        )
+    )
+    assert [d.asset_key for d in amounts.additional_deps] == [events]
+    # derived monitors: every model of the manifest, without configuration
+    models = {a for a in ASSETS if not a.startswith("raw/")}
+    # their overrides skip values and mix (lifetime aggregates per user, per sign-up month)
+    for asset in models - {"mart/mart_user_behavior", "mart/mart_cohort_ltv"}:
+        names = {k.name for k in graph.get_check_keys_for_assets({dg.AssetKey(asset.split("/"))})}
+        assert {"column_values", "column_mix", "timestamp_bounds"} <= names, asset
+    orders = dg.AssetKey(["staging", "stg_orders"])
+    assert dg.AssetCheckKey(orders, "source_constraints") in graph.asset_check_keys
     schedule = defs.resolve_schedule_def("data_quality_every_30_minutes")
     assert schedule.cron_schedule == "*/30 * * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
@@ -89,7 +107,7 @@ def test_quality_definitions_merge_into_the_code_location():
 
 
 def test_dagster_modules_do_not_postpone_annotations():
-    for module in ("checks.py", "alerts.py"):
+    for module in ("checks.py", "alerts.py", "slack.py", "lineage.py", "evaluations.py"):
         source = (Path(checks_module.__file__).parent / module).read_text()
         assert "\nfrom __future__ import annotations" not in source
 
@@ -189,7 +207,7 @@ def test_cli_exit_codes(tiny, capsys, monkeypatch):
 
 def _history_json(capsys) -> list:
     capsys.readouterr()
-    cli(["history", "--json"])
+    cli(["history", "--json", "--limit", "10000"])  # every row, not the 30 most recent
     return json.loads(capsys.readouterr().out)
 
 

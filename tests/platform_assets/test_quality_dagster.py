@@ -1,6 +1,7 @@
-"""End to end on the real code location: a fault injected into a small shop's raw data shows up
-as a failed asset check (with metadata and narrative), a Slack payload with the narrative on a
-local webhook, and rows in monitoring.data_quality_checks.
+"""End to end on the real code location: a fault injected into a small shop's raw data (order
+lines pointing at a product that does not exist) fails the dbt `relationships` test that owns
+that invariant, shows up as one incident (one Slack message on a local webhook, with its
+narrative) and leaves the agent's evaluations in monitoring.data_quality_checks.
 """
 
 from __future__ import annotations
@@ -40,12 +41,16 @@ def faulty_platform(small_platform, tmp_path, monkeypatch):
     get_settings.cache_clear()
 
 
-def test_injected_fault_fails_a_check_alerts_slack_and_lands_in_history(faulty_platform):
+RELATIONSHIPS = "relationships_stg_order_items_product_id__product_id__ref_stg_products_"
+
+
+def test_injected_fault_is_one_incident_in_slack_and_lands_in_history(faulty_platform):
     from devtools.slack_webhook import LocalWebhook
     from platform_assets.definitions import build_definitions, platform_assets
-    from platform_assets.quality.alerts import SlackAlerts, deliver_alerts
+    from platform_assets.quality.alerts import deliver_alerts
     from platform_assets.quality.checks import quality_asset_checks
     from platform_assets.quality.definitions import quality_resources
+    from platform_assets.quality.slack import SlackAlerts
 
     platform, data_dir, changed = faulty_platform
     as_of = datetime.combine(platform.last_day + timedelta(days=1), time(0, 5))
@@ -68,34 +73,37 @@ def test_injected_fault_fails_a_check_alerts_slack_and_lands_in_history(faulty_p
         )
         assert result.success  # the failing check is not blocking: the run completes
         evaluations = result.get_asset_check_evaluations()
-        ours = [e for e in evaluations if "rule" in e.metadata]
-        failed = {(e.asset_key.to_user_string(), e.check_name): e for e in evaluations}
-        failed = {k: e for k, e in failed.items() if not e.passed}
+        failed = {
+            (e.asset_key.to_user_string(), e.check_name): e for e in evaluations if not e.passed
+        }
         # the invariant is the dbt test's (checked once); the agent has no rule of its own
-        key = (
-            "staging/stg_order_items",
-            "relationships_stg_order_items_product_id__product_id__ref_stg_products_",
-        )
+        key = ("staging/stg_order_items", RELATIONSHIPS)
         assert key in failed, sorted(failed)
         assert 0 < failed[key].metadata["dagster_dbt/failed_row_count"].value <= changed
         assert ("staging/stg_order_items", "referential_integrity_product_id") not in failed
         # nothing critical on the clean parts of the shop
         assert not [k for k, e in failed.items() if e.severity == dg.AssetCheckSeverity.ERROR]
 
-        keys = sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda k: k.to_user_string())
         with LocalWebhook() as hook:
             sink = SlackAlerts.from_settings(get_settings(), webhook_url=hook.url)
-            _, outcome = deliver_alerts(instance, keys, None, sink)
-            texts = [p["text"] for p in hook.payloads]
-        alerts = [p for p in hook.payloads if key[1] in p["text"]]
-        assert len(alerts) == 1, texts
-        alert = alerts[0]
-        assert alert["text"].startswith("[WARNING] staging/stg_order_items")
+            _, outcome = deliver_alerts(instance, defs.resolve_asset_graph(), None, sink)
+            payloads = list(hook.payloads)
+        # one root cause, one message: every failing check of the run is in it
+        assert len(payloads) == 1 and len(outcome.alerts) == 1, [p["text"] for p in payloads]
+        alert = payloads[0]
+        assert alert["text"].startswith(
+            "[WARNING] data-quality incident at staging/stg_order_items"
+        ), alert["text"]
         # the agent explains the dbt test as a referential failure (orphans), not generically
         blocks = str(alert["blocks"])
-        assert "Likely causes" in blocks and "parent" in blocks
-        assert len(outcome.alerts) == len(hook.payloads)
+        assert RELATIONSHIPS in blocks and "Likely causes" in blocks and "parent" in blocks
+        for asset, check in failed:
+            assert check in blocks and asset in blocks
+        assert "most likely starts at staging/stg_order_items" in blocks
 
     with duckdb.connect(str(data_dir / "monitoring.duckdb"), read_only=True) as con:
-        total = con.execute("select count(*) from data_quality_checks").fetchone()[0]
-    assert total == len(ours)  # every agent evaluation of the run is in the history
+        total, runs = con.execute(
+            "select count(*), count(distinct run_id) from data_quality_checks"
+        ).fetchone()
+    ours = [e for e in evaluations if "rule" in e.metadata]
+    assert total == len(ours) and runs == 1  # every agent evaluation of the run is in the history

@@ -9,7 +9,9 @@ import pytest
 import sqlglot
 from test_quality_support import AS_OF, DAY, TinyPlatform, daily_counts, event_rows
 
-from platform_assets.quality.config import (
+from platform_assets.quality.engine import QualityEngine
+from platform_assets.quality.history import AssetMemory, DuckDBHistoryStore
+from platform_assets.quality.specs import (
     AssetQuality,
     Duplicates,
     Freshness,
@@ -18,8 +20,6 @@ from platform_assets.quality.config import (
     SchemaChange,
     Volume,
 )
-from platform_assets.quality.engine import QualityEngine
-from platform_assets.quality.history import DuckDBHistoryStore
 from platform_assets.quality.stats import rate_baseline, volume_baseline
 from platform_assets.quality.warehouse import BigQueryWarehouse, DuckDBWarehouse
 
@@ -426,7 +426,7 @@ def test_bigquery_warehouse_sends_transpiled_sql():
     asset = AssetQuality("mart/fct_orders", duplicates=Duplicates(key=("order_id",)), schema=None)
     [result] = engine.evaluate(asset, as_of=AS_OF)
     assert result.passed
-    sql = client.queries[0]
+    [sql] = client.queries
     assert "`acme-prod`.`mart`.`fct_orders`" in sql
     sqlglot.parse_one(sql, read="bigquery")  # valid BigQuery
 
@@ -501,12 +501,9 @@ def test_volume_leaves_out_days_it_already_judged_anomalous(tiny):
         def save_schema(self, asset, columns, seen_at):
             pass
 
-        def flagged_days(self, asset, check_name, since):
-            assert (asset, check_name) == ("raw/events", "volume_anomaly")
-            return {incident}
-
-        def recent(self, *args, **kwargs):
-            return []
+        def memory(self, asset, since):
+            assert asset == "raw/events" and since <= incident
+            return AssetMemory(flagged={"volume_anomaly": {incident}})
 
         def latest_narrative(self, *args):
             return None
@@ -553,3 +550,10 @@ def test_history_remembers_flagged_days(tmp_path):
     assert store.flagged_days("raw/events", "volume_anomaly", DAY - timedelta(days=28)) == {
         DAY - timedelta(days=3)
     }
+    # read in one go for an evaluation: every check's flagged days and latest results
+    memory = store.memory("raw/events", DAY - timedelta(days=28))
+    assert memory.flagged == {
+        "volume_anomaly": {DAY - timedelta(days=3)},
+        "null_rate": {DAY - timedelta(days=1)},
+    }
+    assert {k: len(v) for k, v in memory.recent.items()} == {"volume_anomaly": 4, "null_rate": 1}
