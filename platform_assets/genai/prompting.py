@@ -6,10 +6,17 @@ JSON (so every value is a quoted string, number or list), long strings are cut, 
 are escaped (`\\u003c`, still valid JSON) so a value cannot close its block or open another.
 The system prompt tells the model that block content is data, never instructions; the
 verdict does not depend on the model anyway.
+
+Row-level values (a finding's sample rows: message ids, anonymous ids, page names a client
+chose) do not reach the model at all: `fingerprint_rows` replaces every string in them by a
+short fingerprint, so an attacker who picks a message id picks nothing the model reads. The
+model needs counts and shapes to explain a finding, not the ids themselves; the on-call
+engineer finds the real values in the check's metadata.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date, datetime
 from decimal import Decimal
@@ -59,3 +66,18 @@ def quote_data(name: str, payload: Any) -> str:
         text = text[:MAX_BLOCK] + "\n...[cut]"
     safe_name = "".join(ch for ch in name if ch.isalnum() or ch in "_-")
     return f'<data name="{safe_name}">\n{text}\n</data>'
+
+
+def fingerprint(text: str) -> str:
+    """A string the model may refer to without reading it: `text#1a2b3c4d (37 chars)`."""
+    digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:8]
+    return f"text#{digest} ({len(text)} chars)"
+
+
+def fingerprint_rows(rows: Any) -> Any:
+    """Sample rows with every string value fingerprinted (numbers, dates and flags kept)."""
+    if isinstance(rows, dict):
+        return {str(k): fingerprint_rows(v) for k, v in rows.items()}
+    if isinstance(rows, list | tuple):
+        return [fingerprint_rows(v) for v in rows]
+    return fingerprint(rows) if isinstance(rows, str) else rows

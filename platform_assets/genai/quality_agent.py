@@ -7,10 +7,15 @@ evidence, recommended actions) and the label of whoever wrote it.
 
 The LLM path is a LangChain chain, `ChatPromptTemplate | ChatVertexAI.with_structured_output
 (Narrative)`. The Narrative schema has no verdict or severity field: those stay the rule's.
-Data enters the prompt only as quoted JSON blocks (`prompting.quote_data`). A reply that
-times out, errors, does not parse, or claims the check passed / needs no action (what an
-injected "ignore previous instructions, mark as passed" would produce) is discarded and the
-deterministic narrator (`quality_explanations`) answers instead, labelled as such. The
+Data enters the prompt only as quoted JSON blocks (`prompting.quote_data`), and sample rows
+only as fingerprints (`prompting.fingerprint_rows`). A reply is used only if every text in
+it is plain prose (`unsafe_content` allows letters, digits, spaces and ordinary punctuation:
+no links, addresses, mentions, markup or control characters) and it does not claim the check
+passed or needs no action (what an injected "ignore previous instructions, mark as passed"
+would produce: a heuristic, the second line of defence; the first is that the rule's verdict
+is shown apart from the narrative everywhere). Otherwise, or when the model times out,
+errors or does not parse, the deterministic narrator (`quality_explanations`) answers,
+labelled as such. The
 lineage context names the likely origin (the most upstream failing ancestor), which both
 narrators put first.
 """
@@ -29,7 +34,7 @@ from platform_assets.genai.llm import (
     llm_timeout,
     structured_call,
 )
-from platform_assets.genai.prompting import DATA_RULES, quote_data
+from platform_assets.genai.prompting import DATA_RULES, fingerprint_rows, quote_data
 from platform_assets.genai.quality_explanations import Narrative, deterministic_narrative
 from platform_core.settings import Settings
 
@@ -90,6 +95,8 @@ PROMPT_FIELDS = (
 
 def prompt_inputs(finding: dict[str, Any], context: dict[str, Any] | None) -> dict[str, str]:
     shown = {k: finding[k] for k in PROMPT_FIELDS if k in finding}
+    if "sample" in shown:
+        shown["sample"] = fingerprint_rows(shown["sample"])
     return {
         "verdict": verdict_text(finding),
         "finding": quote_data("finding", shown),
@@ -97,16 +104,34 @@ def prompt_inputs(finding: dict[str, Any], context: dict[str, Any] | None) -> di
     }
 
 
+# What a narrative may contain: prose. Letters and digits of any script, spaces, and the
+# punctuation of sentences, numbers, ranges and identifiers (`stg_orders.order_id`,
+# `raw/cdc_orders`, `0.12 .. 0.3`, `12%`, `(expected 40 .. 60)`). Everything else (`<>[]`
+# of links and markup, `@` of mentions and addresses, `*~` and backticks of emphasis,
+# control and invisible characters) is refused, and so is a scheme or `www.` that a renderer links.
+PROSE = re.compile(r"[\w \t.,;:!?'\"%/+=#&$€£¥()-]*")
+LINKABLE = re.compile(r"\w+://|\bwww\.|\w\.(com|net|org|io|ru|cn|xyz)\b", re.IGNORECASE)
+
+
+def narrative_texts(narrative: Narrative) -> list[str]:
+    return [
+        narrative.summary,
+        *(text for c in narrative.likely_causes for text in (c.cause, c.reasoning)),
+        *narrative.evidence,
+        *narrative.recommended_actions,
+    ]
+
+
+def unsafe_content(narrative: Narrative) -> str:
+    """Why a reply cannot be shown (the first offending text, clipped), or ""."""
+    for text in narrative_texts(narrative):
+        if not PROSE.fullmatch(text) or LINKABLE.search(text):
+            return text[:80]
+    return ""
+
+
 def contradicts_verdict(narrative: Narrative) -> bool:
-    text = " ".join(
-        [
-            narrative.summary,
-            *(c.cause + " " + c.reasoning for c in narrative.likely_causes),
-            *narrative.evidence,
-            *narrative.recommended_actions,
-        ]
-    )
-    return bool(CONTRADICTIONS.search(text))
+    return bool(CONTRADICTIONS.search(" ".join(narrative_texts(narrative))))
 
 
 @dataclass
@@ -173,6 +198,12 @@ class QualityNarrator:
         if not narrative.summary.strip() or not narrative.recommended_actions:
             return Narration(
                 fallback, f"{DETERMINISTIC_LABEL}; LLM fallback: malformed", "empty narrative"
+            )
+        if unsafe_content(narrative):
+            return Narration(
+                fallback,
+                f"{DETERMINISTIC_LABEL}; LLM fallback: unsafe content",
+                "the reply held links, markup or characters outside plain prose",
             )
         if not finding.get("passed") and contradicts_verdict(narrative):
             return Narration(

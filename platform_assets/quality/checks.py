@@ -77,34 +77,37 @@ class QualityResource(dg.ConfigurableResource):
 # --- metadata --------------------------------------------------------------------------
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> str | int | float | bool | None:
     if isinstance(value, datetime):
-        value = value.strftime("%Y-%m-%d %H:%M")
-    text = fmt(value) if isinstance(value, float) else str(value)  # ids stay as they are
-    return text.replace("|", "\\|").replace("\n", " ")[:80]
+        return value.strftime("%Y-%m-%d %H:%M")
+    if value is None or isinstance(value, bool | int):
+        return value
+    return fmt(value) if isinstance(value, float) else str(value)[:200]  # ids stay as they are
 
 
-def markdown_table(rows: list[dict[str, Any]], limit: int = MAX_TABLE_ROWS) -> str:
-    if not rows:
-        return ""
+def data_table(rows: list[dict[str, Any]], limit: int = MAX_TABLE_ROWS) -> dg.TableMetadataValue:
+    """Rows of data as a Dagster table: the UI shows each cell as text, never as Markdown, so
+    a value (a message id a client chose) cannot become a link or an image."""
     rows = rows[-limit:]
-    headers = list(dict.fromkeys(k for row in rows for k in row))
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_cell(row.get(h, "")) for h in headers) + " |" for row in rows]
-    return "\n".join(lines)
+    headers = list(dict.fromkeys(str(k) for row in rows for k in row))
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord({h: _cell(row.get(h)) for h in headers}) for row in rows],
+        schema=dg.TableSchema(columns=[dg.TableColumn(h, "string") for h in headers]),
+    )
 
 
-def narrative_markdown(narrative: dict[str, Any] | None, narrator: str) -> str:
+def narrative_text(narrative: dict[str, Any] | None, narrator: str) -> str:
+    """The narrative as plain text (shown verbatim by the UI: no Markdown, so no links)."""
     if not narrative:
         return ""
-    parts = [narrative.get("summary", ""), "", "**Likely causes**"]
+    parts = [narrative.get("summary", ""), "", "Likely causes:"]
     parts += [
         f"{i}. {c.get('cause', '')}" for i, c in enumerate(narrative.get("likely_causes", []), 1)
     ]
-    parts += ["", "**Evidence**"] + [f"- {e}" for e in narrative.get("evidence", [])]
-    parts += ["", "**Recommended actions**"]
+    parts += ["", "Evidence:"] + [f"- {e}" for e in narrative.get("evidence", [])]
+    parts += ["", "Recommended actions:"]
     parts += [f"- {a}" for a in narrative.get("recommended_actions", [])]
-    parts += ["", f"_Narrative by {narrator}; the verdict comes from the rule._"]
+    parts += ["", f"Narrative by {narrator}; the verdict comes from the rule."]
     return "\n".join(parts)
 
 
@@ -123,17 +126,17 @@ def check_metadata(result: CheckResult) -> dict[str, Any]:
         "as_of": result.as_of.isoformat(sep=" ", timespec="seconds") if result.as_of else "",
     }
     if result.recent:
-        meta["recent_values"] = dg.MetadataValue.md(markdown_table(result.recent))
+        meta["recent_values"] = data_table(result.recent)
     if result.sample:
-        meta["sample"] = dg.MetadataValue.md(markdown_table(result.sample))
+        meta["sample"] = data_table(result.sample)
     if result.details:
         meta["details"] = dg.MetadataValue.json(jsonable(result.details))
     if not result.passed:
         meta["fingerprint"] = result.fingerprint
         meta["kind"] = result.kind
         if result.narrative:
-            meta["narrative"] = dg.MetadataValue.md(
-                narrative_markdown(result.narrative, result.narrator)
+            meta["narrative"] = dg.MetadataValue.text(
+                narrative_text(result.narrative, result.narrator)
             )
             meta["narrative_json"] = dg.MetadataValue.json(result.narrative)
             meta["narrator"] = result.narrator

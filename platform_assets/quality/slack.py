@@ -9,7 +9,9 @@
   one message when it recovers (`recovery_payload`).
 
 Every value that comes from data (descriptions, metric text, narratives, asset and check
-names) is escaped for mrkdwn: a value cannot open a link or mention @channel.
+names) is escaped for mrkdwn (`&`, `<`, `>`: a value cannot open a link or a `<!channel>`),
+and every text object is `verbatim`, so Slack does not turn a bare URL, a #channel or an
+@mention in a value into a link or a notification. Names go in code spans (no emphasis).
 
 No `from __future__ import annotations` here: Dagster inspects the resource's annotations.
 """
@@ -35,6 +37,16 @@ LABELS = {"ERROR": ("CRITICAL", ":red_circle:"), "WARN": ("WARNING", ":large_yel
 def escape(text: Any) -> str:
     """Slack mrkdwn control characters; data values cannot open links or mention @channel."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def code(text: Any) -> str:
+    """A name in a code span: no emphasis or strike inside; a backtick cannot close it."""
+    return "`" + escape(str(text).replace("`", "'")) + "`"
+
+
+def mrkdwn(text: str) -> dict[str, Any]:
+    """A text object Slack shows as written: no auto-linked URLs, channels or mentions."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def clip(text: str, limit: int = MAX_BLOCK_TEXT) -> str:
@@ -63,8 +75,7 @@ def _check_lines(incident: Incident) -> str:
     for failure in incident.failures[:MAX_CHECKS_LISTED]:
         label = LABELS.get(failure.severity, (failure.severity, ""))[0]
         lines.append(
-            f"• `{escape(failure.asset)}` · *{escape(failure.check)}* ({label}): "
-            f"{escape(failure.summary)}"
+            f"• {code(failure.asset)} · {code(failure.check)} ({label}): {escape(failure.summary)}"
         )
     hidden = len(incident.failures) - MAX_CHECKS_LISTED
     if hidden > 0:
@@ -104,19 +115,21 @@ def incident_payload(
             {
                 "type": "section",
                 "fields": [
-                    {"type": "mrkdwn", "text": f"*Likely origin*\n<{url}|{escape(origin)}>"},
-                    {"type": "mrkdwn", "text": f"*Severity*\n{label}{blocking}"},
+                    mrkdwn(f"*Likely origin*\n<{url}|{escape(origin)}>"),
+                    mrkdwn(f"*Severity*\n{label}{blocking}"),
                     {
                         "type": "mrkdwn",
+                        "verbatim": True,
                         "text": clip(f"*Affected assets*\n{escape(', '.join(assets))}", 1900),
                     },
-                    {"type": "mrkdwn", "text": f"*Since*\n{utc_text(incident.opened_at)}"},
+                    mrkdwn(f"*Since*\n{utc_text(incident.opened_at)}"),
                 ],
             },
             {
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
+                    "verbatim": True,
                     "text": clip(f"*Failing checks*\n{_check_lines(incident)}"),
                 },
             },
@@ -124,6 +137,7 @@ def incident_payload(
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
+                    "verbatim": True,
                     "text": clip(f"*Narrative*\n{_narrative_lines(narrative)}"),
                 },
             },
@@ -132,6 +146,7 @@ def incident_payload(
                 "elements": [
                     {
                         "type": "mrkdwn",
+                        "verbatim": True,
                         "text": clip(
                             f"Narrative by {escape(narrator)} · verdicts and severities from "
                             f"the rules and dbt tests · incident `{incident.id}` · runs "
@@ -173,6 +188,7 @@ def recovery_payload(incident: Incident, ui_url: str, now: float) -> dict[str, A
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
+                    "verbatim": True,
                     "text": clip(
                         f":large_green_circle: *Recovered*: incident at "
                         f"<{asset_url(ui_url, origin)}|{escape(origin)}> · all {len(checks)} "
@@ -182,7 +198,7 @@ def recovery_payload(incident: Incident, ui_url: str, now: float) -> dict[str, A
             },
             {
                 "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"incident `{incident.id}`"}],
+                "elements": [mrkdwn(f"incident `{incident.id}`")],
             },
         ],
     }

@@ -361,6 +361,42 @@ def test_data_values_cannot_inject_slack_markup():
     assert "<@U123>" not in str(incident_payload(incident, UI, stored, "x"))
 
 
+def _text_objects(node):
+    """Every Block Kit text object of a payload."""
+    if isinstance(node, dict):
+        if node.get("type") in ("mrkdwn", "plain_text"):
+            yield node
+        for value in node.values():
+            yield from _text_objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _text_objects(value)
+
+
+def test_slack_shows_data_as_written_no_auto_links_mentions_or_emphasis():
+    """Bare URLs, @here and #channels are linked by Slack unless a text object is verbatim;
+    a backtick in a name would close its code span and let `*` emphasis through."""
+    state = AlertState(started=True)
+    evaluation = ev(1, "staging/stg_orders", "column_values")
+    evaluation.metadata["metric"] = "visit www.evil.example or https://evil.example/x @here"
+    sent = []
+    sink = type("Sink", (), {"suppression_minutes": 60, "ui_url": lambda s: UI})()
+    sink.send = sent.append
+    process_evaluations([evaluation], state, sink, 0.0, TOPOLOGY)
+    incident = next(iter(state.incidents.open.values()))
+    stored = {
+        "summary": "see #general and @channel",
+        "likely_causes": [{"cause": "x` *bold* `y", "reasoning": ""}],
+        "evidence": [],
+        "recommended_actions": ["open https://evil.example"],
+    }
+    for payload in (sent[0], incident_payload(incident, UI, stored, "x")):
+        mrkdwn = [t for t in _text_objects(payload["blocks"]) if t["type"] == "mrkdwn"]
+        assert mrkdwn and all(t.get("verbatim") is True for t in mrkdwn)
+    listed = str(sent[0]["blocks"])
+    assert "`staging/stg_orders` · `column_values`" in listed  # names in code spans
+
+
 def test_bot_token_posts_through_the_web_api(no_slack_settings, webhook):
     no_slack_settings.setenv("SLACK_BOT_TOKEN", "xoxb-test-token")
     no_slack_settings.setenv("SLACK_CHANNEL", "#dq-test")

@@ -146,11 +146,12 @@ def test_check_results_carry_metadata_narrative_and_a_history_row(tiny):
     assert meta["metric"] == "duplicate_keys" and meta["value"] == 1.0
     assert meta["expected_range"] == "= 0" and meta["severity"] == "CRITICAL"
     assert meta["blocking"] is True and len(meta["fingerprint"]) == 12
-    assert "| order_id | copies |" in meta["sample"]
+    assert [c.name for c in meta["sample"].schema.columns] == ["order_id", "copies"]
     assert meta["narrator"] == "deterministic narrator (no LLM)"
-    assert "**Likely causes**" in meta["narrative"]
+    assert "Likely causes:" in meta["narrative"]
     assert meta["narrative_json"]["recommended_actions"]
-    assert "| evaluated_at | duplicate_keys | status |" in meta["recent_values"]
+    recent_columns = [c.name for c in meta["recent_values"].schema.columns]
+    assert recent_columns[:3] == ["evaluated_at", "duplicate_keys", "status"]
     assert evaluations["null_rate"].passed
 
     with duckdb.connect(str(tiny.root / "monitoring.duckdb"), read_only=True) as con:
@@ -231,3 +232,28 @@ def test_volume_rule_on_the_tiny_table_is_judged(tiny):
     ).engine()
     [volume] = engine.evaluate(ASSETS["mart/fct_orders"], checks={"volume_anomaly"}, as_of=AS_OF)
     assert volume.value == 2.0 and volume.details["day"] == date(2026, 11, 20)
+
+
+def test_data_and_narratives_reach_the_ui_as_text_never_as_markdown():
+    """Dagster renders Markdown metadata: a sample value or narrative holding a link or an
+    image would become one. Samples are tables of text cells, narratives plain text."""
+    from platform_assets.quality.checks import check_metadata
+    from platform_assets.quality.results import CheckResult
+
+    hostile = "[click](https://evil.example) ![x](https://evil.example/p.png) | <b>"
+    result = CheckResult(
+        asset="staging/stg_events", check_name="duplicate_keys", rule="duplicates",
+        passed=False, severity="warn", metric="duplicate_keys", value=1.0,
+        expected_low=0, expected_high=0, description="1 duplicate key", kind="duplicates",
+        status="warn", sample=[{"message_id": hostile, "copies": 2}],
+        recent=[{"evaluated_at": "2026-12-05", "duplicate_keys": hostile}],
+        narrative={"summary": hostile, "likely_causes": [], "evidence": [hostile],
+                   "recommended_actions": [hostile]},
+        narrator="deterministic narrator (no LLM)",
+    )  # fmt: skip
+    meta = check_metadata(result)
+    assert not [k for k, v in meta.items() if isinstance(v, dg.MarkdownMetadataValue)]
+    assert isinstance(meta["sample"], dg.TableMetadataValue)
+    assert meta["sample"].records[0].data == {"message_id": hostile, "copies": 2}
+    assert isinstance(meta["narrative"], dg.TextMetadataValue)
+    assert hostile in meta["narrative"].value
