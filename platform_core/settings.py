@@ -313,6 +313,13 @@ class Settings:
         return self.duckdb_path or self.data_path / "warehouse.duckdb"
 
     @property
+    def warehouse_read_path(self) -> Path:
+        """Where every reader opens the local warehouse (analysts, the quality checks, the
+        CDC reconciliation): a copy of DUCKDB_PATH published after each dbt invocation,
+        `read/<same file name>` beside it (the same name keeps DuckDB's catalog name)."""
+        return self.warehouse_path.parent / "read" / self.warehouse_path.name
+
+    @property
     def spool_path(self) -> Path:
         return self.collector_spool_dir or self.data_path / "spool"
 
