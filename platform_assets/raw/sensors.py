@@ -304,11 +304,19 @@ def evaluate_raw_tables(
             )
         cursor.dirty = []
 
-    if not events and not run_requests:
-        reason = "no new raw data"
+    # what this tick saw, in the tick's reason or logs (the UI shows both per tick)
+    saw = "; ".join(
+        f"{e.asset_key.to_user_string()} +{e.metadata['new_rows'].value} rows" for e in events
+    )
+    if not run_requests:
+        reason = saw or "no new raw data"
         if waiting_on:
             reason += f"; refreshes wait for {waiting_on}"
-        return dg.SensorResult(skip_reason=reason, cursor=cursor.dump())
+        return dg.SensorResult(asset_events=events, skip_reason=reason, cursor=cursor.dump())
+    context.log.info(
+        f"saw: {saw or 'no new raw data'}; requested: "
+        + "; ".join(f"{r.run_key} ({len(r.asset_selection or [])} assets)" for r in run_requests)
+    )
     return dg.SensorResult(asset_events=events, run_requests=run_requests, cursor=cursor.dump())
 
 
