@@ -110,6 +110,7 @@ class DagsterUI:
                 ASSET_PARTITION_RANGE_START_TAG: first_day.isoformat(),
                 ASSET_PARTITION_RANGE_END_TAG: last_day.isoformat(),
                 "launched_by": "make dev (first build)",
+                "dagster/priority": "10",  # ahead of the sensor's refreshes in the queue
             },
         )
 

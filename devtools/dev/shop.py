@@ -253,7 +253,7 @@ class ShopFeeder:
             if item.at >= now:
                 self._apply_all(conn, driver, batch)
                 loader.flush()
-                self._sent_until(now)
+                self._sent_until(item.at)  # every event before the first one not due
                 self.stats.caught_up_at = time.monotonic()
                 self.say(
                     f"backfill done in {time.monotonic() - started:.0f}s: "
@@ -301,12 +301,13 @@ class ShopFeeder:
                 if unsent and self._send(client, unsent, now):
                     self.stats.live_events += len(unsent)
                     unsent = []
+                # everything before `pending` was taken, and (nothing unsent) delivered
                 if not unsent and time.monotonic() - last_save > SAVE_EVERY_SECONDS:
-                    self._sent_until(min(pending.at, now))
+                    self._sent_until(pending.at)
                     last_save = time.monotonic()
                 self.stopping.wait(1.0)
             if not unsent:
-                self._sent_until(min(pending.at, self.now()))
+                self._sent_until(pending.at)
 
     def _send(self, client: httpx.Client, deliveries: list[Delivery], now: datetime) -> bool:
         """POST the deliveries to /v1/batch, one request per source (and size); True when the

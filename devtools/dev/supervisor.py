@@ -29,9 +29,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-import duckdb
-import psycopg
-
 from devtools.cdc.processes import ChildProcess
 from devtools.dev.logs import LogFollower, PrefixedHandler
 from devtools.dev.orchestrator import DagsterUI, prepare_instance, start_dagster
@@ -41,9 +38,7 @@ from devtools.dev.shop import ShopFeeder
 from devtools.services import ServiceError, stop_process_group
 from devtools.shop.replay import DEMO_WRITE_KEYS
 from devtools.stack import LocalStack
-from platform_core.raw.schema import CDC_TABLES
 from platform_core.settings import Settings, get_settings
-from streaming.raw.writer import ParquetRawWriter
 
 RESTARTABLE = ("collector", "beam", "capture", "bridge", "dagster")
 MAX_RESTARTS = 5
@@ -186,11 +181,10 @@ class Supervisor:
         ).start()
 
     def first_build(self) -> None:
-        """Every staging and mart table over every day, once the database's snapshot is in
-        raw (it usually is by the time Dagster is up; what lands later, the raw sensor
-        refreshes)."""
+        """Every staging and mart table over every day, launched as soon as Dagster is up,
+        ahead of the raw sensor's refreshes (run priority). The CDC snapshot started with
+        Dagster and has usually landed by then; what lands later, the sensor refreshes."""
         assert self.feeder is not None and self.stack.postgres is not None
-        self._wait_for(self._cdc_snapshot_landed, "the CDC snapshot to reach raw", 300)
         first_day = self.feeder.state.first_day - timedelta(days=1)  # clock skew lands there
         today = datetime.now(UTC).date()
         built = time.monotonic()
@@ -201,25 +195,6 @@ class Supervisor:
             raise ServiceError(f"the first build ended {status}: see {self.ui.url}/runs/{run_id}")
         self.say(f"first build succeeded in {time.monotonic() - built:.0f}s")
         _save_first_build(self.dev.data_dir, run_id)
-
-    def _cdc_snapshot_landed(self) -> bool:
-        assert self.stack.postgres is not None
-        with psycopg.connect(self.stack.postgres.dsn()) as conn:
-            source = {
-                t: conn.execute(f"select count(*) from {t}").fetchone()[0] for t in CDC_TABLES
-            }
-        lake = ParquetRawWriter(self.settings.lake_path)
-        with duckdb.connect() as con:
-            for table, rows in source.items():
-                if not any(lake.table_path(f"cdc_{table}").glob("**/*.parquet")):
-                    return rows == 0
-                landed = con.execute(
-                    f"select count(*) from read_parquet('{lake.glob(f'cdc_{table}')}', "
-                    "union_by_name = true)"
-                ).fetchone()[0]
-                if landed < rows:
-                    return False
-        return True
 
     def _wait(self, event: threading.Event, what: str, timeout: float) -> None:
         self._wait_for(event.is_set, what, timeout)
