@@ -29,6 +29,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+import duckdb
+import psycopg
+
 from devtools.cdc.processes import ChildProcess
 from devtools.dev.logs import LogFollower, PrefixedHandler
 from devtools.dev.orchestrator import DagsterUI, prepare_instance, start_dagster
@@ -38,7 +41,9 @@ from devtools.dev.shop import ShopFeeder
 from devtools.services import ServiceError, stop_process_group
 from devtools.shop.replay import DEMO_WRITE_KEYS
 from devtools.stack import LocalStack
+from platform_core.raw.schema import CDC_TABLES
 from platform_core.settings import Settings, get_settings
+from streaming.raw.writer import ParquetRawWriter
 
 RESTARTABLE = ("collector", "beam", "capture", "bridge", "dagster")
 MAX_RESTARTS = 5
@@ -153,17 +158,23 @@ class Supervisor:
         stack.start_emulator()
         stack.start_beam()
         stack.start_collector()
-        go_live.set()
         if first:
-            # the raw sensor's first tick takes stock of what raw holds: after the backfill
+            # the raw sensor's first tick takes stock of what raw holds: after the backfill,
+            # and (Dagster takes longer to load than the capture to snapshot the database)
+            # the CDC snapshot, so that the first build is the first run; the shop goes live
+            # once it is queued
             self._wait(self.feeder.caught_up, "the shop's backfill", 900)
+            stack.start_cdc()
             self.dagster = start_dagster(dev.ui_host, dev.ui_port, dev.log_dir, {})
-        stack.start_cdc()
+        else:
+            go_live.set()
+            stack.start_cdc()
         assert self.dagster is not None
         self.ui.wait_until_loaded(300, self.dagster.alive, self.dagster.log_tail)
         self.say(f"Dagster is up at {self.ui.url}")
         if first:
-            self.first_build()
+            self._wait_for(self._cdc_snapshot_landed, "the CDC snapshot to reach raw", 300)
+            self.first_build(go_live)
         self.print_endpoints(time.monotonic() - started, first)
 
     def _start_shop(self, go_live: threading.Event) -> ShopFeeder:
@@ -180,21 +191,43 @@ class Supervisor:
             go_live=go_live,
         ).start()
 
-    def first_build(self) -> None:
-        """Every staging and mart table over every day, launched as soon as Dagster is up,
-        ahead of the raw sensor's refreshes (run priority). The CDC snapshot started with
-        Dagster and has usually landed by then; what lands later, the sensor refreshes."""
-        assert self.feeder is not None and self.stack.postgres is not None
+    def first_build(self, go_live: threading.Event) -> None:
+        """Every staging and mart table over every day, in one run, the first in the queue;
+        then the shop goes live."""
+        assert self.feeder is not None
         first_day = self.feeder.state.first_day - timedelta(days=1)  # clock skew lands there
         today = datetime.now(UTC).date()
         built = time.monotonic()
         run_id = self.ui.launch_build(first_day, today)
+        go_live.set()
         self.say(f"first build of every table, {first_day} .. {today}: {self.ui.url}/runs/{run_id}")
         status = self.ui.wait_for_run(run_id, 1800, lambda: self._stopping)
         if status != "SUCCESS":
             raise ServiceError(f"the first build ended {status}: see {self.ui.url}/runs/{run_id}")
         self.say(f"first build succeeded in {time.monotonic() - built:.0f}s")
         _save_first_build(self.dev.data_dir, run_id)
+
+    def _cdc_snapshot_landed(self) -> bool:
+        """Every row of the shop's tables is in raw (at least as many rows per table)."""
+        assert self.stack.postgres is not None
+        with psycopg.connect(self.stack.postgres.dsn()) as conn:
+            source = {
+                t: conn.execute(f"select count(*) from {t}").fetchone()[0] for t in CDC_TABLES
+            }
+        lake = ParquetRawWriter(self.settings.lake_path)
+        with duckdb.connect() as con:
+            for table, rows in source.items():
+                if not any(lake.table_path(f"cdc_{table}").glob("**/*.parquet")):
+                    if rows:
+                        return False
+                    continue
+                landed = con.execute(
+                    f"select count(*) from read_parquet('{lake.glob(f'cdc_{table}')}', "
+                    "union_by_name = true)"
+                ).fetchone()[0]
+                if landed < rows:
+                    return False
+        return True
 
     def _wait(self, event: threading.Event, what: str, timeout: float) -> None:
         self._wait_for(event.is_set, what, timeout)

@@ -16,28 +16,34 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from make_dev import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    LivePlatform,
-    platform_env,
-    start_platform,
-    stop_platform,
-)
+
+from devtools.dev.launch import RunningDev, isolated_env, start_dev, stop_dev
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="session")
-def live_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePlatform]:
+def live_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDev]:
     # under /tmp with 0755: PostgreSQL runs as another user and must reach its data dir
     root = Path(tempfile.mkdtemp(prefix="make-dev-"))
     os.chmod(root, 0o755)
     data_dir = root / "data"
     output = tmp_path_factory.mktemp("make-dev") / "make-dev.log"
-    platform = start_platform(data_dir, platform_env(data_dir), output)
+    platform = start_dev(data_dir, isolated_env(data_dir), output)
     try:
         yield platform
     finally:
-        stop_platform(platform)
+        stop_dev(platform)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -54,11 +60,12 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, live_platform: LivePlatform) -> Iterator[object]:
+def page(browser, live_platform: RunningDev, tmp_path: Path) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1800, "height": 1100})
     # the UI's "join the community" dialog, answered once per browser profile
     context.add_init_script("localStorage.setItem('communityNux', JSON.stringify('1'))")
     context.set_default_timeout(60_000)
     page = context.new_page()
     yield page
+    page.screenshot(path=tmp_path / "last.png")  # where the test ended, passed or not
     context.close()

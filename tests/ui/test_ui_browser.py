@@ -122,8 +122,8 @@ def test_materialize_a_mart_from_the_ui_and_see_its_checks(page, live_platform, 
     toast = page.get_by_text(re.compile(r"Launched run [0-9a-f]{8}"))
     toast.wait_for()
     run_id = re.search(r"[0-9a-f]{8}", toast.inner_text()).group(0)
-    page.get_by_role("button", name="View").first.click()
-    page.wait_for_url(re.compile(rf"/runs/{run_id}"))
+    page.get_by_text("View", exact=True).last.click()  # the toast's link to the run
+    page.wait_for_url(re.compile(rf"/runs/{run_id}"), wait_until="commit")  # client-side
     status = page.locator("body").get_by_text(RUN_DONE).first
     status.wait_for(timeout=900_000)  # queued behind a refresh, then dbt on a busy machine
     page.screenshot(path=tmp_path / "run.png")

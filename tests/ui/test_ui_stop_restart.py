@@ -15,7 +15,8 @@ from pathlib import Path
 import duckdb
 import psycopg
 import pytest
-from make_dev import LivePlatform, start_platform, stop_platform
+
+from devtools.dev.launch import RunningDev, start_dev, stop_dev
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -78,11 +79,11 @@ def refused(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def assert_stops_cleanly(platform: LivePlatform, sig: int) -> float:
+def assert_stops_cleanly(platform: RunningDev, sig: int) -> float:
     pids = descendants(platform.process.pid)
     ports = listening_ports(pids | {platform.process.pid})
     assert len(pids) >= 8 and ports, (pids, ports)  # the whole platform was running
-    seconds = stop_platform(platform, sig)
+    seconds = stop_dev(platform, sig)
     assert platform.process.returncode == 0, platform.log()[-3000:]
     assert seconds < STOP_LIMIT_SECONDS, f"stopped in {seconds:.1f}s"
     assert alive(pids) == set(), "processes left behind"
@@ -102,7 +103,7 @@ def test_sigterm_stops_everything_then_a_restart_keeps_the_data_and_ctrl_c_stops
 
     stopped = assert_stops_cleanly(live_platform, signal.SIGTERM)
 
-    again = start_platform(live_platform.data_dir, live_platform.env, live_platform.output)
+    again = start_dev(live_platform.data_dir, live_platform.env, live_platform.output)
     try:
         up = float(re.search(r"up in (\d+)s", again.up_line).group(1))
         assert "first start" not in again.up_line
@@ -114,7 +115,7 @@ def test_sigterm_stops_everything_then_a_restart_keeps_the_data_and_ctrl_c_stops
             assert conn.execute("select count(*) from users").fetchone()[0] == users
         interrupted = assert_stops_cleanly(again, signal.SIGINT)  # Ctrl-C
     finally:
-        stop_platform(again)
+        stop_dev(again)
     print(
         f"first start up in {first_up:.0f}s, stop {stopped:.1f}s; "
         f"restart up in {up:.0f}s, Ctrl-C stop {interrupted:.1f}s"

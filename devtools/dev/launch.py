@@ -1,5 +1,6 @@
-"""Start and stop `python -m devtools.dev` (what `make dev` runs) as a person would, and read
-the endpoints it prints. Used by this folder's conftest and tests."""
+"""Start `python -m devtools.dev` (what `make dev` runs) as a person would, and read the
+endpoints it prints; stop it with a signal, as Ctrl-C or `kill` would. Used by the tests of
+the live platform (tests/ui) and the read-path soak (bench/read_path)."""
 
 from __future__ import annotations
 
@@ -11,26 +12,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devtools.services import free_port
+from devtools.services import ServiceError, free_port
+from platform_core.settings import PROJECT_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+REPO = PROJECT_ROOT
 UP_TIMEOUT = 900  # a first start on a busy 2-core machine: backfill, Dagster, first build
 ENDPOINTS = ("Dagster UI", "collector", "PostgreSQL", "warehouse", "metrics")
 
 
 @dataclass
-class LivePlatform:
+class RunningDev:
     """A running `python -m devtools.dev` and what it printed."""
 
     process: subprocess.Popen
@@ -61,7 +52,9 @@ class LivePlatform:
         return self.output.read_text(errors="replace")
 
 
-def start_platform(data_dir: Path, env: dict[str, str], output: Path) -> LivePlatform:
+def start_dev(
+    data_dir: Path, env: dict[str, str], output: Path, timeout: float = UP_TIMEOUT
+) -> RunningDev:
     """`python -m devtools.dev` in its own session; returns once it printed its endpoints."""
     handle = open(output, "ab")  # noqa: SIM115 - the child writes to it for its whole life
     process = subprocess.Popen(
@@ -74,40 +67,44 @@ def start_platform(data_dir: Path, env: dict[str, str], output: Path) -> LivePla
         start_new_session=True,
     )
     handle.close()
-    platform = LivePlatform(process, data_dir, output, env)
+    dev = RunningDev(process, data_dir, output, env)
     offset = output.stat().st_size if output.exists() else 0
-    deadline = time.monotonic() + UP_TIMEOUT
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = output.read_text(errors="replace")[offset:]
         if "make dev is up in" in text:
             for line in text.splitlines():
                 name, _, value = line.partition(": ")
                 if name in ENDPOINTS:
-                    platform.endpoints[name] = value
+                    dev.endpoints[name] = value
                 if line.startswith("make dev is up in"):
-                    platform.up_line = line
-            return platform
+                    dev.up_line = line
+            return dev
         if process.poll() is not None:
-            raise AssertionError(f"make dev exited with {process.returncode}:\n{text[-6000:]}")
+            raise ServiceError(f"make dev exited with {process.returncode}:\n{text[-6000:]}")
         time.sleep(1)
-    stop_platform(platform)
-    raise AssertionError(f"make dev was not up within {UP_TIMEOUT}s:\n{platform.log()[-6000:]}")
+    stop_dev(dev)
+    raise ServiceError(f"make dev was not up within {timeout:.0f}s:\n{dev.log()[-6000:]}")
 
 
-def stop_platform(platform: LivePlatform, sig: int = signal.SIGTERM, timeout: float = 120) -> float:
+def stop_dev(dev: RunningDev, sig: int = signal.SIGTERM, timeout: float = 120) -> float:
     """Signal the supervisor only (as Ctrl-C or `kill` would); seconds until it exited."""
     started = time.monotonic()
-    if platform.process.poll() is None:
-        platform.process.send_signal(sig)
+    if dev.process.poll() is None:
+        dev.process.send_signal(sig)
         try:
-            platform.process.wait(timeout)
+            dev.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(platform.process.pid, signal.SIGKILL)
-            platform.process.wait(30)
+            os.killpg(dev.process.pid, signal.SIGKILL)
+            dev.process.wait(30)
     return time.monotonic() - started
 
 
-def platform_env(data_dir: Path) -> dict[str, str]:
+def isolated_env(
+    data_dir: Path, *, events_per_second: float = 0, backfill_days: int = 3
+) -> dict[str, str]:
+    """This environment minus anything that points elsewhere (a `.env`, another stack),
+    with a private data directory and free ports."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -116,8 +113,8 @@ def platform_env(data_dir: Path) -> dict[str, str]:
     }
     env.update(
         DEV_DATA_DIR=str(data_dir),
-        DEV_EVENTS_PER_SECOND="0",
-        DEV_BACKFILL_DAYS="3",
+        DEV_EVENTS_PER_SECOND=f"{events_per_second:g}",
+        DEV_BACKFILL_DAYS=str(backfill_days),
         DAGSTER_UI_URL=f"http://127.0.0.1:{free_port()}",
         COLLECTOR_PORT=str(free_port()),
         PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
