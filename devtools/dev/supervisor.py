@@ -159,12 +159,12 @@ class Supervisor:
         stack.start_beam()
         stack.start_collector()
         if first:
-            # the raw sensor's first tick takes stock of what raw holds: after the backfill,
-            # and (Dagster takes longer to load than the capture to snapshot the database)
-            # the CDC snapshot, so that the first build is the first run; the shop goes live
-            # once it is queued
+            # the raw sensor's first tick takes stock of what raw holds: the backfill and the
+            # database's snapshot (else its first runs would go before the first build and
+            # redo most of it); the shop goes live once the first build is queued
             self._wait(self.feeder.caught_up, "the shop's backfill", 900)
             stack.start_cdc()
+            self._wait_for(self._cdc_snapshot_landed, "the CDC snapshot to reach raw", 300)
             self.dagster = start_dagster(dev.ui_host, dev.ui_port, dev.log_dir, {})
         else:
             go_live.set()
@@ -173,7 +173,6 @@ class Supervisor:
         self.ui.wait_until_loaded(300, self.dagster.alive, self.dagster.log_tail)
         self.say(f"Dagster is up at {self.ui.url}")
         if first:
-            self._wait_for(self._cdc_snapshot_landed, "the CDC snapshot to reach raw", 300)
             self.first_build(go_live)
         self.print_endpoints(time.monotonic() - started, first)
 

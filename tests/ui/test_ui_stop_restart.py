@@ -1,5 +1,6 @@
 """`make dev` stops within 30 s on SIGTERM or Ctrl-C and leaves no process and no listening
-port; started again, it keeps its data and comes up without a backfill.
+port, even with a run in flight; started again, it keeps its data, comes up without a
+backfill, and the run the stop cut short is marked failed (it would hold the warehouse pool).
 
 Runs after the other tests of this folder (file order): it stops the session's platform.
 """
@@ -10,11 +11,15 @@ import os
 import re
 import signal
 import socket
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import duckdb
 import psycopg
 import pytest
+from dagster import DagsterRunStatus
+from dagster_graphql import DagsterGraphQLClient
 
 from devtools.dev.launch import RunningDev, start_dev, stop_dev
 
@@ -91,6 +96,27 @@ def assert_stops_cleanly(platform: RunningDev, sig: int) -> float:
     return seconds
 
 
+def client(platform: RunningDev) -> DagsterGraphQLClient:
+    url = urlsplit(platform.ui)
+    return DagsterGraphQLClient(url.hostname, port_number=url.port, timeout=60)
+
+
+def start_a_run(platform: RunningDev) -> str:
+    """Materialize a mart (as the UI's button does) and return once its worker runs."""
+    graphql = client(platform)
+    run_id = graphql.submit_job_execution(
+        "__ASSET_JOB",
+        repository_location_name="platform_assets",
+        repository_name="__repository__",
+        asset_selection=[["mart", "mart_daily_sales"]],
+    )
+    deadline = time.monotonic() + 600
+    while graphql.get_run_status(run_id) != DagsterRunStatus.STARTED:
+        assert time.monotonic() < deadline, "the run did not start"
+        time.sleep(1)
+    return run_id
+
+
 def test_sigterm_stops_everything_then_a_restart_keeps_the_data_and_ctrl_c_stops_it(
     live_platform,
 ):
@@ -100,6 +126,7 @@ def test_sigterm_stops_everything_then_a_restart_keeps_the_data_and_ctrl_c_stops
     with psycopg.connect(live_platform.dsn) as conn:
         users = conn.execute("select count(*) from users").fetchone()[0]
     first_up = float(re.search(r"up in (\d+)s", live_platform.up_line).group(1))
+    in_flight = start_a_run(live_platform)
 
     stopped = assert_stops_cleanly(live_platform, signal.SIGTERM)
 
@@ -113,6 +140,9 @@ def test_sigterm_stops_everything_then_a_restart_keeps_the_data_and_ctrl_c_stops
             assert kept.fetchone() == sales  # nothing was sent meanwhile: the same marts
         with psycopg.connect(again.dsn) as conn:
             assert conn.execute("select count(*) from users").fetchone()[0] == users
+        # ended by its worker on SIGTERM, or marked failed by the restart: not in flight
+        status = client(again).get_run_status(in_flight)
+        assert status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED), status
         interrupted = assert_stops_cleanly(again, signal.SIGINT)  # Ctrl-C
     finally:
         stop_dev(again)
