@@ -315,9 +315,8 @@ class Settings:
     @property
     def warehouse_read_path(self) -> Path:
         """Where every reader opens the local warehouse (analysts, the quality checks, the
-        CDC reconciliation): a copy of DUCKDB_PATH published after each dbt invocation,
-        `read/<same file name>` beside it (the same name keeps DuckDB's catalog name)."""
-        return self.warehouse_path.parent / "read" / self.warehouse_path.name
+        CDC reconciliation): a copy of DUCKDB_PATH published after each dbt invocation."""
+        return read_path_of(self.warehouse_path)
 
     @property
     def spool_path(self) -> Path:
@@ -350,6 +349,12 @@ class Settings:
             "BQ_LOCATION": self.bq_location,
             "BQ_RAW_DATASET": self.bq_raw_dataset,
         }
+
+
+def read_path_of(warehouse: Path) -> Path:
+    """The read copy of a warehouse file: `read/<same file name>` beside it (the same name
+    keeps DuckDB's catalog name, which fully qualified names use)."""
+    return warehouse.parent / "read" / warehouse.name
 
 
 class ServiceUnavailable(RuntimeError):

@@ -30,7 +30,7 @@ from platform_assets.partitions import daily_partitions
 from platform_assets.raw.assets import raw_asset_key
 from platform_assets.warehouse_runs import WAREHOUSE_POOL
 from platform_core.durable import replace_atomically
-from platform_core.settings import Settings
+from platform_core.settings import Settings, read_path_of
 
 PARTITIONED_TAG = "partitioned"
 LAYER_GROUPS = {"staging": "staging", "intermediate": "staging", "marts": "mart"}
@@ -188,12 +188,15 @@ def publish_for_readers(
 ) -> tuple[PublishReport | None, str | None]:
     """Publish the read snapshot after a dbt invocation (local warehouse only; also after a
     failed one: what dbt did build is in the file, and its materializations are recorded)."""
-    source = getattr(dbt, "warehouse_path", "")
-    target = getattr(dbt, "read_snapshot_path", "")
-    if not source or not target or (not built and not Path(source).exists()):
+    if not getattr(dbt, "publish_read_snapshot", False):
+        return None, None
+    # the file dbt wrote: its profile reads DUCKDB_PATH, which project.py sets from the
+    # settings unless the environment already did
+    source = Path(os.environ["DUCKDB_PATH"])
+    if not built and not source.exists():
         return None, None
     try:
-        report = publish_read_snapshot(Path(source), Path(target))
+        report = publish_read_snapshot(source, read_path_of(source))
     except PublishError as error:
         context.log.error(f"read snapshot not published: {error}")
         return None, f"the read snapshot was not published: {error}"
@@ -244,11 +247,10 @@ class PlatformDbtCliResource(DbtCliResource):
     pod). The installed dbt-core gives the same answer at once. `_cli_version` is private in
     dagster-dbt 0.29: check it on upgrades (tests/platform_assets/test_pipeline.py does).
 
-    Locally it also knows the warehouse file and its read path: after each invocation the
-    file is published there for readers (`read_snapshot.py`); empty on BigQuery."""
+    Locally, after each invocation, it publishes the warehouse file for readers
+    (`read_snapshot.py`); not on BigQuery, whose readers never block a writer."""
 
-    warehouse_path: str = ""
-    read_snapshot_path: str = ""
+    publish_read_snapshot: bool = False
 
     @property
     def _cli_version(self) -> version.Version:
@@ -256,10 +258,8 @@ class PlatformDbtCliResource(DbtCliResource):
 
 
 def dbt_resource(settings: Settings) -> DbtCliResource:
-    local = settings.is_local and settings.resolved_dbt_target == "local"
     return PlatformDbtCliResource(
         project_dir=dbt_project,
         target=settings.resolved_dbt_target,
-        warehouse_path=str(settings.warehouse_path) if local else "",
-        read_snapshot_path=str(settings.warehouse_read_path) if local else "",
+        publish_read_snapshot=settings.is_local and settings.resolved_dbt_target == "local",
     )
