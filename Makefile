@@ -10,7 +10,7 @@ endif
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PYTEST_ARGS ?=
 
-.PHONY: help env generate-events demo dev dev-reset test test-fast lint format ui prepare clean
+.PHONY: help env generate-events demo dev dev-reset test test-fast lint format ui prepare clean docs docs-check
 
 help:
 	@echo "make demo             run the platform end to end on the local default"
@@ -20,6 +20,7 @@ help:
 	@echo "make generate-events  land a synthetic 30-day shop in the local raw lake"
 	@echo "make ui               open the Dagster UI (http://127.0.0.1:3000)"
 	@echo "make lint             ruff + sqlfluff"
+	@echo "make docs             regenerate docs/ from the code, dbt and Dagster (make docs-check: stale?)"
 
 $(UV):
 	python3 -m pip install --quiet --user uv
@@ -59,6 +60,13 @@ lint: env
 format: env
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
+
+# docs/ is generated; tests/platform_assets/genai/test_docgen.py runs the check in `make test`
+docs: prepare
+	$(RUN) python -m platform_assets.genai.docgen
+
+docs-check: prepare
+	$(RUN) python -m platform_assets.genai.docgen --check
 
 ui: prepare
 	$(RUN) dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

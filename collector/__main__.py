@@ -1,7 +1,13 @@
 """`python -m collector`: serve the collector with uvicorn (one worker; settings from the
 environment: COLLECTOR_HOST, COLLECTOR_PORT, COLLECTOR_WRITE_KEYS, GCP_PROJECT,
 PUBSUB_EVENTS_TOPIC, PUBSUB_DEAD_LETTER_TOPIC, COLLECTOR_SPOOL_DIR, COLLECTOR_SPOOL_MAX_MB,
+COLLECTOR_PUBLISH_TIMEOUT_S, COLLECTOR_MAX_IN_FLIGHT, COLLECTOR_MAX_CONNECTIONS,
 COLLECTOR_CORS_ORIGINS, PUBSUB_EMULATOR_HOST).
+
+Concurrency is bounded twice: uvicorn answers 503 (plain, no Retry-After) beyond
+COLLECTOR_MAX_CONNECTIONS open connections, the backstop against clients that open
+connections and send nothing; the app answers 503 + Retry-After beyond COLLECTOR_MAX_IN_FLIGHT
+requests in progress (collector.handler).
 
 SIGTERM/SIGINT: uvicorn stops accepting connections, lets requests in flight finish (their
 events are published or spooled before they are answered), then the app's shutdown flushes
@@ -54,15 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     except (CollectorConfigError, SettingsError) as error:
         log.error("cannot start the collector: %s", error)
         return 2
-    server_config = uvicorn.Config(
-        app,
-        host=args.host or config.host,
-        port=args.port or config.port,
-        workers=1,
-        log_config=log_config(level),
-        access_log=args.access_log,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        server_header=False,
+    server_config = uvicorn_config(
+        app, config, args.host, args.port, log_config(level), args.access_log
     )
     server = uvicorn.Server(server_config)
     # Everything built so far (FastAPI, pydantic schemas, gRPC, google libraries: ~90,000
@@ -77,6 +76,29 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot start the collector: %s", error)
         return 2
     return 0 if server.started else 1
+
+
+def uvicorn_config(
+    app: object,
+    config: CollectorConfig,
+    host: str | None = None,
+    port: int | None = None,
+    logging_config: dict[str, object] | None = None,
+    access_log: bool = False,
+) -> uvicorn.Config:
+    """uvicorn's settings for the collector: one worker, bounded connections, a graceful
+    shutdown long enough for requests in flight to publish or spool."""
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=host or config.host,
+        port=port or config.port,
+        workers=1,
+        log_config=logging_config,
+        access_log=access_log,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        server_header=False,
+        limit_concurrency=config.max_connections,
+    )
 
 
 if __name__ == "__main__":

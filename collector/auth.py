@@ -8,6 +8,11 @@ The lookup hashes the presented key (SHA-256, so every comparison is between equ
 digests) and compares it with `hmac.compare_digest` against *every* configured key, with no
 early exit: the time taken does not depend on which key, if any, matched, nor on how long a
 common prefix was.
+
+Keys never travel further: accepted events lose their top-level `writeKey` (contract.stamp),
+and everything kept as a dead letter (data, reason, message id) goes through `Redactor`,
+which blanks every write key field and every configured key wherever a client put it (a
+header, the query string and the body are all the same key).
 """
 
 from __future__ import annotations
@@ -16,8 +21,33 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from platform_core.contract import redact_write_key_fields
+
+REDACTED = b"[redacted]"
+
+
+class Redactor:
+    """Removes write keys from what is kept as a dead letter: the value of any `writeKey`
+    field (contract.redact_write_key_fields), then every configured key's text wherever it
+    appears (a client may paste its key into any field). Dead letters are the exception,
+    so this is off the hot path."""
+
+    def __init__(self, keys: Iterable[str] = ()) -> None:
+        # longest first, so a key that contains another is removed whole
+        self._keys = sorted({k.encode("utf-8", "surrogatepass") for k in keys if k}, key=len)[::-1]
+
+    def redact(self, data: bytes) -> bytes:
+        data = redact_write_key_fields(data)
+        for key in self._keys:
+            if key in data:
+                data = data.replace(key, REDACTED)
+        return data
+
+    def redact_text(self, text: str) -> str:
+        return self.redact(text.encode("utf-8", "surrogatepass")).decode("utf-8", "replace")
 
 
 class WriteKeys:
@@ -27,6 +57,7 @@ class WriteKeys:
         if not keys:
             raise ValueError("at least one write key is required")
         self._entries = [(_digest(key), source) for key, source in keys.items()]
+        self.redactor = Redactor(keys)
 
     def __len__(self) -> int:
         return len(self._entries)

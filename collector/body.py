@@ -1,8 +1,9 @@
 """Request bodies: bounded reading, gzip inflation that stops at the limit, JSON parsing.
 
 Limits are on the decompressed size (what Segment's 32 KB / 500 KB limits mean). Inflation
-never produces more than `limit + 1` bytes, so a gzip bomb costs at most the limit in memory
-and CPU before it is refused.
+never produces more than `limit + 1` bytes and reads at most `MAX_GZIP_MEMBERS` members, so a
+gzip bomb (or a body of thousands of empty members) costs at most the limit in memory and CPU
+before it is refused. The handler inflates only bodies whose write key it already checked.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from collector.config import MAX_GZIP_MEMBERS
 from collector.errors import ApiError
 
 JSON_TYPES = ("application/json", "text/plain")
@@ -88,11 +90,15 @@ def decode_content(body: bytes, content_encoding: str | None, limit: int) -> byt
     return gunzip_limited(body, limit)
 
 
-def gunzip_limited(data: bytes, limit: int) -> bytes:
+def is_gzip(content_encoding: str | None) -> bool:
+    return (content_encoding or "").strip().lower() in ("gzip", "x-gzip")
+
+
+def gunzip_limited(data: bytes, limit: int, max_members: int = MAX_GZIP_MEMBERS) -> bytes:
     """Inflate gzip data (one or more members) to at most `limit` bytes, else 413."""
     out = bytearray()
     remaining = data
-    while True:
+    for _ in range(max_members):
         inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
         try:
             # never more than limit + 1 bytes: enough to know the limit is exceeded
@@ -111,6 +117,12 @@ def gunzip_limited(data: bytes, limit: int) -> bytes:
         if not remaining.strip(b"\x00"):
             # zero padding after the last member is tolerated, as gzip(1) does
             return bytes(out)
+    raise ApiError(
+        400,
+        "invalid_gzip",
+        "body is not valid gzip",
+        f"the body has more than {max_members} gzip members",
+    )
 
 
 def parse_json(body: bytes) -> Any:

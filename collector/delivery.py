@@ -1,10 +1,14 @@
 """The collector's promise: an event answered 2xx is in Pub/Sub or fsynced to the spool.
 
 `Delivery.deliver` publishes a request's messages (one Publish RPC per topic, at most 1,000
-messages each). If Pub/Sub does not acknowledge them within the publish timeout, or is
-already known to be unreachable, they are appended to the spool and fsynced (several
-concurrent requests share one fsync: group commit) before the caller answers. A spool that
-is full raises a 503 with Retry-After, so nothing is acknowledged that is not stored.
+messages and 9 MiB each; concurrent requests share RPCs, see `collector.coalescer`). If Pub/Sub does
+not acknowledge them by the request's publish deadline (COLLECTOR_PUBLISH_TIMEOUT_S from when
+the request started waiting, queueing behind other RPCs included), or is already known to be
+unreachable, they are appended to the spool and fsynced (several concurrent requests share
+one fsync: group commit) before the caller answers. A spool that is full raises a 503 with
+Retry-After, so nothing is acknowledged that is not stored. A request Pub/Sub refuses for
+good (not retryable) gets a 500 `publish_refused`; when it shared an RPC with other requests,
+the RPC is re-sent in halves until the refused request is alone, so only it fails.
 
 A background task replays the spool to Pub/Sub in order: it publishes the next records,
 then persists the new position. A crash between those two steps re-publishes the records
@@ -18,13 +22,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
-from pathlib import Path
 from typing import Any
 
 from collector import wire
-from collector.config import MAX_MESSAGES_PER_PUBLISH, RETRY_AFTER_S, CollectorConfig
+from collector.coalescer import Coalescer
+from collector.config import (
+    MAX_MESSAGES_PER_PUBLISH,
+    MAX_PUBLISH_BYTES,
+    RETRY_AFTER_S,
+    CollectorConfig,
+)
 from collector.errors import ApiError
 from collector.metrics import Metrics
 from collector.publisher import Publisher, PublishError
@@ -58,7 +66,7 @@ class Delivery:
         self._wake: asyncio.Event | None = None  # new spool data (or stopping): replay now
         self._stop: asyncio.Event | None = None
         self._stopping = False
-        self._coalescers: dict[str, _Coalescer] = {}
+        self._coalescers: dict[str, Coalescer] = {}
         self._topic_kind = {
             config.events_topic_path: "events",
             config.dead_letter_topic_path: "dead_letter",
@@ -68,6 +76,8 @@ class Delivery:
             lambda: self.spool.pending_bytes,
             lambda: self.spool.disk_bytes,
             self.replay_lag_seconds,
+            lambda: self.spool.quarantine_bytes,
+            lambda: (self.spool.oldest_written_at_ms() or 0) / 1000,
         )
         metrics.pubsub_available.set_function(lambda: 1.0 if self.available else 0.0)
 
@@ -114,6 +124,17 @@ class Delivery:
                 "spool_position": list(self.spool.position),
             },
         )
+        if self.spool.pending_events:
+            # acknowledged events stay on this volume until a collector (or
+            # `python -m collector.drain`) opens it again: README, "Stranded spool"
+            log.warning(
+                "collector stopped with acknowledged events in its spool",
+                extra={
+                    "spool_dir": str(self.spool.directory),
+                    "spool_events": self.spool.pending_events,
+                    "spool_bytes": self.spool.pending_bytes,
+                },
+            )
 
     async def _ensure_topics(self) -> None:
         topics = [self.config.events_topic_path, self.config.dead_letter_topic_path]
@@ -135,7 +156,8 @@ class Delivery:
 
     async def deliver(self, events: list[bytes], dead_letters: list[bytes]) -> str:
         """Publish or spool encoded messages; returns "published" or "spooled". Raises
-        ApiError(503) when the spool cannot take what Pub/Sub did not."""
+        ApiError: 503 when the spool cannot take what Pub/Sub did not, 500 when Pub/Sub
+        refused this request for good."""
         parts = _chunks(self.config.events_topic_path, events) + _chunks(
             self.config.dead_letter_topic_path, dead_letters
         )
@@ -143,33 +165,58 @@ class Delivery:
             return "published"
         failed = parts
         if self.available:
-            if len(parts) == 1:
-                results: list[Any] = [await self._send_caught(*parts[0])]
-            else:
-                results = await asyncio.gather(*(self._send_caught(t, m) for t, m in parts))
-            failed = []
-            first_error: PublishError | None = None
-            for part, result in zip(parts, results, strict=True):
-                if isinstance(result, PublishError):
-                    if not result.retryable:
-                        raise RuntimeError(f"Pub/Sub refused a publish request: {result}")
-                    failed.append(part)
-                    first_error = first_error or result
+            failed = await self._publish_parts(parts)
             if not failed:
                 return "published"
-            self._set_available(False, str(first_error))
         await self._spool([(wire.publish_request(t, m), len(m)) for t, m in failed])
         return "spooled"
 
-    async def _send_caught(self, topic: str, messages: list[bytes]) -> PublishError | None:
+    async def _publish_parts(
+        self, parts: list[tuple[str, list[bytes]]]
+    ) -> list[tuple[str, list[bytes]]]:
+        """Hand each part to its topic's coalescer and wait until the publish deadline; the
+        parts not acknowledged by then (to be spooled)."""
+        futures = [self._coalescer(topic).submit(messages) for topic, messages in parts]
+        try:
+            # Limit check: the request's publish deadline (COLLECTOR_PUBLISH_TIMEOUT_S),
+            # counted from now, so time spent queued behind other RPCs counts too.
+            await asyncio.wait(futures, timeout=self.config.publish_timeout_s)
+        finally:  # past the deadline (or cancelled): leave the queue, spool instead
+            for (topic, _), future in zip(parts, futures, strict=True):
+                if not future.done():
+                    self._coalescer(topic).withdraw(future)
+        failed: list[tuple[str, list[bytes]]] = []
+        refused: PublishError | None = None
+        reason = ""
+        for part, future in zip(parts, futures, strict=True):
+            if future.cancelled():
+                failed.append(part)
+                reason = reason or "publish deadline passed"
+                continue
+            error = future.exception()
+            if isinstance(error, PublishError) and not error.retryable:
+                refused = error
+            elif isinstance(error, PublishError):
+                failed.append(part)
+                reason = reason or str(error)
+            elif error is not None:
+                raise error
+        if refused is not None:
+            raise ApiError(
+                500,
+                "publish_refused",
+                "Pub/Sub refused the request",
+                f"Pub/Sub refused this request's messages and retrying cannot help: {refused}",
+            )
+        if failed:
+            self._set_available(False, reason)
+        return failed
+
+    def _coalescer(self, topic: str) -> Coalescer:
         coalescer = self._coalescers.get(topic)
         if coalescer is None:
-            coalescer = self._coalescers[topic] = _Coalescer(self, topic)
-        try:
-            await coalescer.send(messages)
-        except PublishError as error:
-            return error
-        return None
+            coalescer = self._coalescers[topic] = Coalescer(self._publish, topic)
+        return coalescer
 
     async def _publish(self, topic: str, body: bytes, kind: str | None = None) -> list[str]:
         kind = kind or self._topic_kind.get(topic, "other")
@@ -309,114 +356,58 @@ class Delivery:
 
     async def _replay_record(self, record: Record) -> bool:
         """Publish one spooled record; True when it is done with (published or quarantined)."""
-        if record.corrupt:
-            await asyncio.to_thread(self._quarantine, record, "payload fails its CRC")
+        if record.damage is not None:
+            await self._quarantine(record, record.damage, "damaged on disk")
             return True
         try:
             topic = wire.topic_of(record.payload)
         except (ValueError, IndexError) as error:
-            await asyncio.to_thread(self._quarantine, record, f"not a PublishRequest: {error}")
+            await self._quarantine(record, "foreign", f"not a PublishRequest: {error}")
+            return True
+        if topic not in self._topic_kind:  # only this collector's topics, whatever the bytes say
+            await self._quarantine(record, "foreign", f"topic {topic!r} is not the collector's")
             return True
         try:
             await self._publish(topic, record.payload, "replay")
         except PublishError as error:
             if error.retryable:
                 return False
-            await asyncio.to_thread(self._quarantine, record, str(error))
+            await self._quarantine(record, "refused", str(error))
             return True
         return True
 
-    def _quarantine(self, record: Record, reason: str) -> None:
+    async def _quarantine(self, record: Record, kind: str, reason: str) -> None:
         """Keep a record Pub/Sub will never take, out of the replay path but on disk."""
-        folder = Path(self.spool.directory) / "quarantine"
-        folder.mkdir(exist_ok=True)
-        path = folder / f"{record.segment:012d}-{record.offset:012d}.pb"
-        with open(path, "wb") as handle:
-            handle.write(record.payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.metrics.spool_quarantined.inc()
-        log.error(
-            "spool record quarantined",
-            extra={"path": str(path), "reason": reason, "events": record.events},
-        )
+        await asyncio.to_thread(self.spool.quarantine, record, reason)
+        self.metrics.spool_quarantined.labels(kind).inc()
 
 
 def _chunks(topic: str, messages: list[bytes]) -> list[tuple[str, list[bytes]]]:
-    """(topic, messages) parts of at most 1,000 messages (Pub/Sub's limit per request)."""
-    return [
-        (topic, messages[i : i + MAX_MESSAGES_PER_PUBLISH])
-        for i in range(0, len(messages), MAX_MESSAGES_PER_PUBLISH)
-    ]
+    """(topic, messages) parts within Pub/Sub's limits per request: at most 1,000 messages
+    and MAX_PUBLISH_BYTES (every part is also one spool frame)."""
+    if not messages:
+        return []
+    if len(messages) <= MAX_MESSAGES_PER_PUBLISH and (
+        sum(map(len, messages)) + _FRAMING * len(messages) <= MAX_PUBLISH_BYTES
+    ):
+        return [(topic, messages)]
+    parts: list[tuple[str, list[bytes]]] = []
+    current: list[bytes] = []
+    size = 0
+    for message in messages:
+        if current and (
+            len(current) == MAX_MESSAGES_PER_PUBLISH
+            or size + len(message) + _FRAMING > MAX_PUBLISH_BYTES
+        ):
+            parts.append((topic, current))
+            current, size = [], 0
+        current.append(message)
+        size += len(message) + _FRAMING
+    parts.append((topic, current))
+    return parts
 
 
-class _Coalescer:
-    """Merges the messages of concurrent requests for one topic into shared Publish RPCs.
-
-    At most `MAX_IN_FLIGHT` RPCs per topic are outstanding; requests that arrive meanwhile
-    wait and leave together in the next RPC (up to 1,000 messages / 9 MB). Under light load
-    every request is sent at once, alone; under heavy load Pub/Sub gets fewer, larger
-    requests, which is what it (and the emulator) handles best. Each request still learns
-    whether *its* messages were acknowledged; when an RPC fails, it and every waiting request
-    fail with the error, and each caller spools its own messages."""
-
-    MAX_IN_FLIGHT = 4
-    MAX_BYTES = 9 * 1024 * 1024
-
-    def __init__(self, delivery: Delivery, topic: str) -> None:
-        self.delivery = delivery
-        self.topic = topic
-        self.queue: list[tuple[list[bytes], int, asyncio.Future[None]]] = []
-        self.in_flight = 0
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    async def send(self, messages: list[bytes]) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.queue.append((messages, sum(len(m) for m in messages), future))
-        self._drain()
-        await future
-
-    def _drain(self) -> None:
-        while self.queue and self.in_flight < self.MAX_IN_FLIGHT:
-            group = [self.queue.pop(0)]
-            count, size = len(group[0][0]), group[0][1]
-            while self.queue:
-                messages, bytes_, _ = self.queue[0]
-                if count + len(messages) > MAX_MESSAGES_PER_PUBLISH or size + bytes_ > (
-                    self.MAX_BYTES
-                ):
-                    break
-                group.append(self.queue.pop(0))
-                count += len(messages)
-                size += bytes_
-            self.in_flight += 1
-            task = asyncio.create_task(self._rpc(group))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-
-    async def _rpc(self, group: list[tuple[list[bytes], int, asyncio.Future[None]]]) -> None:
-        try:
-            messages = group[0][0] if len(group) == 1 else [m for g in group for m in g[0]]
-            await self.delivery._publish(self.topic, wire.publish_request(self.topic, messages))
-        except Exception as error:  # handed to every request of the group
-            waiting = group
-            if isinstance(error, PublishError):  # Pub/Sub is in trouble: nobody waits more
-                waiting = group + self.queue
-                self.queue = []
-            for _, _, future in waiting:
-                if not future.done():
-                    future.set_exception(error)
-        except BaseException:  # cancelled (shutdown): so are the requests waiting on it
-            for _, _, future in group:
-                future.cancel()
-            raise
-        else:
-            for _, _, future in group:
-                if not future.done():
-                    future.set_result(None)
-        finally:
-            self.in_flight -= 1
-            self._drain()
+_FRAMING = 6  # bytes a PublishRequest adds around each message (tag + length varint)
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:

@@ -1,9 +1,14 @@
-"""The request handling shared by every event route: read the body within its limit,
-authenticate the write key, ingest the event(s), deliver them, and answer.
+"""The request handling shared by every event route: admit the request, read the body within
+its limit, authenticate the write key, inflate and parse, ingest the event(s), deliver them,
+and answer.
 
-Bad input gets a 4xx with its reason (`collector.errors`); what an authenticated client sent
-but could not be read still goes to the dead-letter topic. See `collector.ingest` for how a
-body becomes messages and `collector.delivery` for what a 200 guarantees.
+The order is the cheapest refusal first: too many requests in flight (503 + Retry-After, body
+unread), the media type, the header's write key, the body's size as read, gzip only once the
+header's key is known (a key in the body cannot be read before inflating, so gzip bodies need
+it in the header), the inflated size, JSON, the body's key, then the batch's limits and each
+event (`collector.ingest`). Bad input gets a 4xx with its reason (`collector.errors`); what
+an authenticated client sent but could not be read still goes to the dead-letter topic, minus
+its write key. See `collector.delivery` for what a 200 guarantees.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from collector.auth import WriteKeys, key_from_authorization, key_from_body
-from collector.body import check_content_type, decode_content, parse_json, read_limited
-from collector.config import MAX_BATCH_BYTES, MAX_EVENT_BYTES, CollectorConfig
+from collector.body import check_content_type, decode_content, is_gzip, parse_json, read_limited
+from collector.config import MAX_BATCH_BYTES, MAX_EVENT_BYTES, RETRY_AFTER_S, CollectorConfig
 from collector.delivery import Delivery
 from collector.errors import ApiError, json_response
 from collector.ingest import Ingested, dead_letter, ingest_batch, ingest_event
@@ -38,11 +43,29 @@ class Collector:
         self.keys = keys
         self.delivery = delivery
         self.metrics = metrics
+        self.in_flight = 0
+        metrics.requests_in_flight.set_function(lambda: self.in_flight)
 
     async def handle(self, request: Request, route_type: str | None) -> Response:
         """`route_type` is the message type of a single-event route, None for a batch."""
         try:
-            return await self._handle(request, route_type)
+            # Limit check: requests handled at once (the first thing; the body is not read).
+            # A request waits at most COLLECTOR_PUBLISH_TIMEOUT_S for Pub/Sub, so this bounds
+            # the queue in front of Pub/Sub and the spool, and what it holds in memory.
+            if self.in_flight >= self.config.max_in_flight:
+                raise ApiError(
+                    503,
+                    "overloaded",
+                    "the collector is busy",
+                    f"{self.in_flight} requests are in progress (COLLECTOR_MAX_IN_FLIGHT); "
+                    "retry later",
+                    {"Retry-After": str(RETRY_AFTER_S)},
+                )
+            self.in_flight += 1
+            try:
+                return await self._handle(request, route_type)
+            finally:
+                self.in_flight -= 1
         except ApiError as error:
             self.metrics.events_rejected.labels(error.code).inc()
             return error.response()
@@ -52,13 +75,15 @@ class Collector:
 
     async def _handle(self, request: Request, route_type: str | None) -> Response:
         headers = request.headers
-        body = await self._read_body(request, headers, route_type)
+        check_content_type(headers.get("content-type"))
         header_key = key_from_authorization(headers.get("authorization"))
-        source = self.keys.source_for(header_key)
-        payload = await self._parse(body, source)
-        if source is None:
-            source = self._source_from_body(payload, header_key)
+        header_source = self.keys.source_for(header_key)
+        body = await self._read_body(request, headers, route_type, header_source, header_key)
+        payload = await self._parse(body, header_source)
+        source = header_source or self._source_from_body(payload, header_key)
         result = await self._ingest(payload, body, source, route_type)
+        # only the encoded messages stay in memory while Pub/Sub (or the spool) answers
+        del payload, body
         delivery = await self.delivery.deliver(result.messages, result.dead_letters)
         self._count(result, source)
         if route_type is None:
@@ -67,19 +92,34 @@ class Collector:
 
     # --- the steps -----------------------------------------------------------------------
 
-    async def _read_body(self, request: Request, headers: Headers, route_type: str | None) -> bytes:
-        """The body, inflated, refused before reading past the route's limit."""
+    async def _read_body(
+        self,
+        request: Request,
+        headers: Headers,
+        route_type: str | None,
+        header_source: str | None,
+        header_key: str | None,
+    ) -> bytes:
+        """The body, refused before reading past the route's limit; inflated (within the
+        limit) only when the header's write key is known."""
         limit = MAX_EVENT_BYTES if route_type else MAX_BATCH_BYTES
-        check_content_type(headers.get("content-type"))
         raw = await read_limited(request.stream(), headers.get("content-length"), limit)
-        return decode_content(raw, headers.get("content-encoding"), limit)
+        encoding = headers.get("content-encoding")
+        if is_gzip(encoding) and header_source is None:
+            raise self._unauthenticated(
+                header_key,
+                "a gzip body is inflated only for a known write key: send the key in the "
+                "Authorization header (HTTP Basic user name or Bearer)",
+            )
+        return decode_content(raw, encoding, limit)
 
     async def _parse(self, body: bytes, source: str | None) -> Any:
         try:
             return parse_json(body)
         except ApiError as error:
-            if source is not None:  # keep what an authenticated client sent
-                await self.delivery.deliver([], [dead_letter(body, source, error.reason)])
+            if source is not None:  # keep what an authenticated client sent (redacted)
+                letter = dead_letter(body, source, error.reason, redactor=self.keys.redactor)
+                await self.delivery.deliver([], [letter])
             raise
 
     def _source_from_body(self, payload: Any, header_key: str | None) -> str:
@@ -89,18 +129,23 @@ class Collector:
         source = self.keys.source_for(body_key)
         if source is not None:
             return source
-        if header_key or body_key:
-            raise ApiError(
+        raise self._unauthenticated(header_key or body_key)
+
+    @staticmethod
+    def _unauthenticated(key: str | None, hint: str | None = None) -> ApiError:
+        if key:
+            return ApiError(
                 401,
                 "invalid_write_key",
                 "unknown write key",
-                "the write key is not one of COLLECTOR_WRITE_KEYS",
+                hint or "the write key is not one of COLLECTOR_WRITE_KEYS",
             )
-        raise ApiError(
+        return ApiError(
             401,
             "missing_write_key",
             "no write key",
-            "send the write key as HTTP Basic user name (`writeKey:`), "
+            hint
+            or "send the write key as HTTP Basic user name (`writeKey:`), "
             "as `Authorization: Bearer <key>`, or as `writeKey` in the body",
         )
 
@@ -108,13 +153,16 @@ class Collector:
         self, payload: Any, body: bytes, source: str, route_type: str | None
     ) -> Ingested:
         received_at_z = isoformat_z(datetime.now(UTC))
+        redactor = self.keys.redactor
         if route_type is not None:
-            return ingest_event(payload, body, source, received_at_z, route_type)
+            return ingest_event(payload, body, source, received_at_z, route_type, redactor)
         try:
-            return ingest_batch(payload, body, source, received_at_z)
-        except ApiError as error:  # not a batch at all: the whole body is one dead letter
-            await self.delivery.deliver([], [dead_letter(body, source, error.reason)])
-            raise
+            return ingest_batch(payload, body, source, received_at_z, redactor)
+        except ApiError as error:
+            if error.code == "invalid_batch":  # not a batch at all: one dead letter
+                letter = dead_letter(body, source, error.reason, redactor=redactor)
+                await self.delivery.deliver([], [letter])
+            raise  # out of limits (413): refused whole, as a body over its size is
 
     def _count(self, result: Ingested, source: str) -> None:
         for kind, count in result.accepted_types.items():

@@ -11,6 +11,12 @@ event that has none of its own (server SDKs send it only at batch level, and the
 skew-corrected timestamp needs it), and batch-level `context` / `integrations` are merged
 into each event (the event's own keys win).
 
+Limits (collector.config) are checked here before the work they bound: the number of events
+of a batch and the size of its shared fields x its events before the per-event loop; each
+event's size as stamped (after the merge) and the request's running total of encoded bytes
+as each event is encoded, before validation. Dead letters keep the event as received, minus
+any write key (`collector.auth.Redactor`).
+
 Messages are returned already encoded (`collector.wire`), ready for a Publish RPC.
 """
 
@@ -24,9 +30,15 @@ from typing import Any
 import orjson
 
 from collector import wire
-from collector.config import MAX_EVENT_BYTES
+from collector.auth import Redactor
+from collector.config import MAX_BATCH_EVENTS, MAX_EVENT_BYTES, MAX_REQUEST_MESSAGE_BYTES
 from collector.errors import ApiError
-from platform_core.contract import MESSAGE_TYPES, check_messages, stamp_received
+from platform_core.contract import (
+    MAX_STAMPED_EVENT_BYTES,
+    MESSAGE_TYPES,
+    check_messages,
+    stamp_received,
+)
 
 STAGE = "collector"
 
@@ -34,6 +46,7 @@ _TYPE_ATTRIBUTE = {kind: wire.attribute("type", kind) for kind in MESSAGE_TYPES}
 _NO_EVENT = wire.attribute("event", "")
 _EVENT_ATTRIBUTES: dict[str, bytes] = {}  # event name -> encoded attribute (bounded cache)
 _EVENT_CACHE_SIZE = 2048
+_NO_KEYS = Redactor()  # write key fields only, when the caller knows no configured keys
 
 
 @dataclass
@@ -70,16 +83,28 @@ def dump_any(value: Any) -> bytes:
             return b'"<event could not be re-encoded: nested too deeply>"'
 
 
-def dead_letter(data: bytes, source: str, reason: str, message_id: Any = None) -> bytes:
-    """An encoded dead-letter message: the event as received and why it was refused."""
+def dead_letter(
+    data: bytes, source: str, reason: str, message_id: Any = None, redactor: Redactor = _NO_KEYS
+) -> bytes:
+    """An encoded dead-letter message: the event as received and why it was refused, with
+    every write key removed from all three (a client may put its key anywhere)."""
     values = {
         "source": wire.attribute_value(source),
-        "error": wire.attribute_value(" ".join(reason.split())),
+        "error": wire.attribute_value(" ".join(redactor.redact_text(reason).split())),
         "stage": STAGE,
     }
     if isinstance(message_id, str) and message_id:
-        values["message_id"] = wire.attribute_value(message_id)
-    return wire.message(data, wire.attributes(values))
+        values["message_id"] = wire.attribute_value(redactor.redact_text(message_id))
+    return wire.message(redactor.redact(data), wire.attributes(values))
+
+
+def request_too_large(reason: str) -> ApiError:
+    return ApiError(
+        413,
+        "request_too_large",
+        f"the request's events exceed {MAX_REQUEST_MESSAGE_BYTES // (1024 * 1024)} MB once stamped",
+        reason,
+    )
 
 
 def _event_attribute(name: str) -> bytes:
@@ -94,9 +119,11 @@ def _event_attribute(name: str) -> bytes:
 class _Batch:
     """Collects a request's events, then validates them together (`check_messages`)."""
 
-    def __init__(self, source: str, received_at_z: str) -> None:
+    def __init__(self, source: str, received_at_z: str, redactor: Redactor) -> None:
         self.source = source
+        self.redactor = redactor
         self.result = Ingested()
+        self.size = 0  # bytes of every message encoded so far (MAX_REQUEST_MESSAGE_BYTES)
         # attribute entries shared by every event of the request
         self.common = wire.attribute("source", source) + wire.attribute(
             "received_at", received_at_z
@@ -108,9 +135,23 @@ class _Batch:
     ) -> None:
         message_id = item.get("messageId") if isinstance(item, dict) else None
         message_id = message_id if isinstance(message_id, str) else None
-        self.result.rejections.append(Rejection(index, code, reason, message_id))
         data = raw if raw is not None else dump_any(item)
-        self.result.dead_letters.append(dead_letter(data, self.source, reason, message_id))
+        letter = dead_letter(data, self.source, reason, message_id, self.redactor)
+        self._count(len(letter))
+        redacted_id = self.redactor.redact_text(message_id) if message_id else None
+        self.result.rejections.append(
+            Rejection(index, code, self.redactor.redact_text(reason), redacted_id)
+        )
+        self.result.dead_letters.append(letter)
+
+    def _count(self, size: int) -> None:
+        # Limit check: the request's encoded messages so far (see collector.config).
+        self.size += size
+        if self.size > MAX_REQUEST_MESSAGE_BYTES:
+            raise request_too_large(
+                f"the events and dead letters of this request come to more than "
+                f"{MAX_REQUEST_MESSAGE_BYTES} bytes once stamped; send fewer or smaller events"
+            )
 
     def add(
         self, index: int | None, item: Any, stamped: dict[str, Any], raw: bytes | None = None
@@ -122,15 +163,23 @@ class _Batch:
                 index, item, "invalid_event", "event is nested too deeply to re-encode", raw
             )
             return
-        if len(data) > MAX_EVENT_BYTES and len(dump_any(item)) > MAX_EVENT_BYTES:
+        # Limit check: the event as sent (32 KB) and as it will be published, with the
+        # batch's fields merged in (32 KB + what the collector stamps), before it is
+        # validated; then the request's running total.
+        if len(data) > MAX_EVENT_BYTES and (
+            len(data) > MAX_STAMPED_EVENT_BYTES or len(dump_any(item)) > MAX_EVENT_BYTES
+        ):
             self.reject(
                 index,
                 item,
                 "event_too_large",
-                f"event is larger than {MAX_EVENT_BYTES} bytes (Segment's 32 KB limit per event)",
+                f"event is larger than {MAX_EVENT_BYTES} bytes (Segment's 32 KB limit per "
+                f"event; {len(data)} bytes as stamped, with the batch's sentAt, context and "
+                "integrations merged in)",
                 raw,
             )
             return
+        self._count(len(data))
         self.pending.append((index, item, stamped, data, raw))
 
     def finish(self) -> Ingested:
@@ -141,6 +190,7 @@ class _Batch:
         common = self.common
         for (index, item, stamped, data, raw), reason in zip(pending, reasons, strict=True):
             if reason is not None:
+                self.size -= len(data)  # not published after all: its dead letter counts
                 self.reject(index, item, "invalid_event", reason, raw)
                 continue
             kind = stamped["type"]
@@ -167,20 +217,28 @@ class _Batch:
 
 
 def ingest_event(
-    payload: Any, raw: bytes, source: str, received_at_z: str, route_type: str
+    payload: Any,
+    raw: bytes,
+    source: str,
+    received_at_z: str,
+    route_type: str,
+    redactor: Redactor = _NO_KEYS,
 ) -> Ingested:
     """One event from a single-event route (`/v1/track`, `/v1/t`, ...); `raw` is the body,
-    which is what the dead-letter topic gets if the event is refused."""
-    batch = _Batch(source, received_at_z)
+    which is what the dead-letter topic gets (redacted) if the event is refused."""
+    batch = _Batch(source, received_at_z, redactor)
     if not isinstance(payload, dict):
         batch.reject(None, payload, "invalid_event", "event must be a JSON object", raw)
         return batch.result
-    batch.add(None, payload, stamp_received(payload, received_at_z, route_type), raw)
+    batch.add(None, payload, stamp_received(payload, received_at_z, route_type, source), raw)
     return batch.finish()
 
 
-def ingest_batch(payload: Any, raw: bytes, source: str, received_at_z: str) -> Ingested:
-    """A `/v1/batch` (or analytics.js `/v1/b`) body: `{"batch": [...], "sentAt", ...}`."""
+def ingest_batch(
+    payload: Any, raw: bytes, source: str, received_at_z: str, redactor: Redactor = _NO_KEYS
+) -> Ingested:
+    """A `/v1/batch` (or analytics.js `/v1/b`) body: `{"batch": [...], "sentAt", ...}`.
+    Raises ApiError: 400 `invalid_batch` when it is not one, 413 when it is out of limits."""
     if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
         raise ApiError(
             400,
@@ -189,17 +247,19 @@ def ingest_batch(payload: Any, raw: bytes, source: str, received_at_z: str) -> I
             'a batch request is {"batch": [event, ...], "sentAt": ...}; '
             "send single events to /v1/track, /v1/page, ...",
         )
-    batch = _Batch(source, received_at_z)
+    items = payload["batch"]
     sent_at = payload.get("sentAt")
     context = payload.get("context")
     context = context if isinstance(context, dict) and context else None
     integrations = payload.get("integrations")
     integrations = integrations if isinstance(integrations, dict) and integrations else None
-    for index, item in enumerate(payload["batch"]):
+    _check_batch_limits(len(items), sent_at, context, integrations)
+    batch = _Batch(source, received_at_z, redactor)
+    for index, item in enumerate(items):
         if not isinstance(item, dict):
             batch.reject(index, item, "invalid_event", "event must be a JSON object")
             continue
-        stamped = stamp_received(item, received_at_z)
+        stamped = stamp_received(item, received_at_z, None, source)
         if sent_at is not None and "sentAt" not in stamped:
             stamped["sentAt"] = sent_at
         if context is not None:
@@ -216,3 +276,38 @@ def ingest_batch(payload: Any, raw: bytes, source: str, received_at_z: str) -> I
                 stamped["integrations"] = {**integrations, **own}
         batch.add(index, item, stamped)
     return batch.finish()
+
+
+def _check_batch_limits(count: int, sent_at: Any, context: Any, integrations: Any) -> None:
+    """Limit checks before any per-event work: the number of events, and the batch's shared
+    fields, which are copied into every event (collector.config)."""
+    if count > MAX_BATCH_EVENTS:
+        raise ApiError(
+            413,
+            "too_many_events",
+            f"a batch holds at most {MAX_BATCH_EVENTS} events",
+            f"the batch has {count} events; send at most {MAX_BATCH_EVENTS} per request "
+            "(Pub/Sub's limit per publish request)",
+        )
+    shared = sum(_size(value) for value in (sent_at, context, integrations) if value is not None)
+    if shared > MAX_EVENT_BYTES:
+        raise ApiError(
+            413,
+            "batch_context_too_large",
+            f"the batch's shared fields exceed {MAX_EVENT_BYTES // 1024} KB",
+            f"the batch's sentAt, context and integrations ({shared} bytes) are merged into "
+            f"each event, which may be at most {MAX_EVENT_BYTES} bytes",
+        )
+    if shared * count > MAX_REQUEST_MESSAGE_BYTES:
+        raise request_too_large(
+            f"the batch's sentAt, context and integrations ({shared} bytes) are merged into "
+            f"each of its {count} events: {shared * count} bytes, more than "
+            f"{MAX_REQUEST_MESSAGE_BYTES}; send the context with fewer events per batch"
+        )
+
+
+def _size(value: Any) -> int:
+    try:
+        return len(orjson.dumps(value))
+    except orjson.JSONEncodeError:  # nested too deeply: each event carrying it is refused
+        return 0

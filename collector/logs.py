@@ -1,13 +1,19 @@
-"""Structured logs: one JSON object per line (time, level, logger, message, extra fields)."""
+"""Structured logs: one JSON object per line (time, level, logger, message, extra fields).
+
+A write key sent in a query string (`?writeKey=...`, which the collector does not accept but
+a client may still send) is blanked in every message, so an access log cannot leak it."""
 
 from __future__ import annotations
 
 import logging
 import logging.config
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+_QUERY_KEY = re.compile(r"(?i)(write_?key=)[^&\s\"']*")
 
 # attributes every LogRecord has; anything else was passed with `extra=` and is a field
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
@@ -19,7 +25,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _QUERY_KEY.sub(r"\1[redacted]", record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):

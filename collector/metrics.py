@@ -84,7 +84,27 @@ class Metrics:
         )
         self.spool_quarantined = Counter(
             "collector_spool_quarantined",
-            "Spool records Pub/Sub refused permanently, moved to the quarantine folder",
+            "Spool records moved to the quarantine folder, by reason: refused (Pub/Sub refused "
+            "them for good), corrupt (damaged on disk), torn (a write cut short by a crash or "
+            "a disk error, never acknowledged), foreign (not a publish request for this "
+            "collector's topics)",
+            ["reason"],
+            registry=r,
+        )
+        self.spool_quarantine_bytes = Gauge(
+            "collector_spool_quarantine_bytes",
+            "Bytes in the spool's quarantine folder (they count towards COLLECTOR_SPOOL_MAX_MB)",
+            registry=r,
+        )
+        self.spool_oldest_pending = Gauge(
+            "collector_spool_oldest_pending_timestamp_seconds",
+            "Unix time the oldest record still to replay was spooled (0 when none). Its last "
+            "value outlives the pod: a pod gone with a non-zero value left a stranded spool",
+            registry=r,
+        )
+        self.requests_in_flight = Gauge(
+            "collector_requests_in_flight",
+            "Event requests being handled now (limit COLLECTOR_MAX_IN_FLIGHT)",
             registry=r,
         )
         self.spool_depth_events = Gauge(
@@ -94,12 +114,12 @@ class Metrics:
         )
         self.spool_depth_bytes = Gauge(
             "collector_spool_depth_bytes",
-            "Bytes of spool records waiting for replay",
+            "Bytes of spool records waiting for replay (acknowledged events not yet in Pub/Sub)",
             registry=r,
         )
         self.spool_disk_bytes = Gauge(
             "collector_spool_disk_bytes",
-            "Bytes the spool occupies on disk (limit applies)",
+            "Bytes the spool occupies on disk, quarantine included (limit applies)",
             registry=r,
         )
         self.replay_lag = Gauge(
@@ -119,8 +139,12 @@ class Metrics:
         depth_bytes: Callable[[], float],
         disk_bytes: Callable[[], float],
         lag_seconds: Callable[[], float],
+        quarantine_bytes: Callable[[], float],
+        oldest_pending: Callable[[], float],
     ) -> None:
         self.spool_depth_events.set_function(depth_events)
         self.spool_depth_bytes.set_function(depth_bytes)
         self.spool_disk_bytes.set_function(disk_bytes)
         self.replay_lag.set_function(lag_seconds)
+        self.spool_quarantine_bytes.set_function(quarantine_bytes)
+        self.spool_oldest_pending.set_function(oldest_pending)

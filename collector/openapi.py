@@ -15,7 +15,8 @@ AUTH_DOC = (
     "Authenticate with the source's write key in any of three ways: HTTP Basic with the key "
     'as user name and an empty password (`Authorization: Basic base64(writeKey + ":")`, the '
     "colon may be omitted), `Authorization: Bearer <writeKey>`, or a `writeKey` field in the "
-    "JSON body. Bodies may be gzip-compressed (`Content-Encoding: gzip`) and sent as "
+    "JSON body. Bodies may be gzip-compressed (`Content-Encoding: gzip`, with the key in the "
+    "Authorization header: a body is inflated only for a known key) and sent as "
     "`application/json` or `text/plain` (analytics.js)."
 )
 
@@ -25,8 +26,9 @@ API_DESCRIPTION = (
     + AUTH_DOC
     + "\n\nA 200 means every event of the request was acknowledged by "
     "Pub/Sub or fsynced to the collector's spool (replayed later); invalid events "
-    "go to the dead-letter topic with their reason. Limits: 32 KB per event, 500 KB "
-    "per batch (after decompression)."
+    "go to the dead-letter topic with their reason. Limits: 32 KB per event (as sent, and "
+    "as stamped with the batch's fields merged in, plus 1 KB), 500 KB per batch body (after "
+    "decompression), 1,000 events per batch, 2 MB of messages per request."
 )
 
 OPENAPI_TAGS = [
@@ -45,8 +47,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or unknown write key."},
     413: {
         "model": ErrorBody,
-        "description": "Body over 32 KB (single event) or 500 KB "
-        "(batch), measured after gzip decompression.",
+        "description": "Body over 32 KB (single event) or 500 KB (batch), measured after "
+        "gzip decompression (`payload_too_large`); more than 1,000 events "
+        "(`too_many_events`); batch sentAt/context/integrations over 32 KB "
+        "(`batch_context_too_large`); events over 2 MB once stamped (`request_too_large`).",
     },
     415: {
         "model": ErrorBody,
@@ -54,13 +58,19 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     503: {
         "model": ErrorBody,
-        "description": "Pub/Sub unreachable and the spool full: retry after `Retry-After` seconds.",
+        "description": "Pub/Sub unreachable and the spool full (`spool_full`), or too many "
+        "requests in progress (`overloaded`): retry after `Retry-After` seconds.",
         "headers": {
             "Retry-After": {
                 "schema": {"type": "integer"},
                 "description": "Seconds to wait before retrying.",
             }
         },
+    },
+    500: {
+        "model": ErrorBody,
+        "description": "Pub/Sub refused the request's messages for good (`publish_refused`); "
+        "nothing of it is spooled.",
     },
 }
 

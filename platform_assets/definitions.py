@@ -10,12 +10,13 @@ import dagster as dg
 
 from platform_assets.compaction import definitions as compaction
 from platform_assets.dbt import definitions as dbt
+from platform_assets.genai.sql_optimizer import definitions as sql_optimizer
 from platform_assets.quality import definitions as quality
 from platform_assets.raw import definitions as raw
 from platform_assets.reconciliation import definitions as reconciliation
 from platform_core.settings import Settings, get_settings
 
-FEATURES = (raw, dbt, reconciliation, compaction, quality)
+FEATURES = (raw, dbt, reconciliation, compaction, quality, sql_optimizer)
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:

@@ -4,14 +4,22 @@ The collector validates incoming events with it, the Beam job re-validates what 
 Pub/Sub, and the synthetic shop builds its traffic from it. Field names follow the Segment
 spec (camelCase at the top level, snake_case e-commerce properties); unknown fields are kept,
 because raw keeps what arrived.
+
+The ingestion-time rules live here too, so the collector and Beam apply the same ones:
+the size of a stamped event (`MAX_STAMPED_EVENT_BYTES`), the messageId derived for an event
+that has none (`derived_message_id`), the window an event's time is clamped to
+(`event_timestamp`), and the redaction of write keys from anything kept as a dead letter
+(`redact_write_key_fields`).
 """
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -33,6 +41,26 @@ SHORT_PATHS = {
     "g": "group",
     "a": "alias",
 }
+
+# Segment's limit per event (32 KB), plus room for what the collector stamps on it (type,
+# messageId, receivedAt). Applied to the event as it will be published: after a batch's
+# sentAt, context and integrations are merged into it (collector.ingest), and again by Beam
+# on what it reads (raw.rows.event_row).
+MAX_EVENT_BYTES = 32 * 1024
+STAMP_ALLOWANCE_BYTES = 1024
+MAX_STAMPED_EVENT_BYTES = MAX_EVENT_BYTES + STAMP_ALLOWANCE_BYTES
+
+# An event's time (skew-corrected) is kept within this window around its receipt, so a
+# client clock years off cannot put rows into hundreds of day partitions. The time as sent
+# stays in the payload and in raw's original_timestamp.
+MAX_EVENT_AGE = timedelta(days=30)  # offline mobile queues: days, rarely weeks
+MAX_EVENT_LEAD = timedelta(days=1)  # time zones and small clock errors ahead of the server
+
+# The namespace of messageIds derived for events that came without one (`derived_message_id`).
+COLLECTOR_ID_NAMESPACE = uuid.UUID("5d2f6a4e-8c1b-5e7a-9f3d-1b2c3d4e5f60")
+# What a retry may change without being another event: the client's send time and what the
+# collector itself stamps; and the write key, which never travels further.
+_NOT_CONTENT = ("messageId", "sentAt", "receivedAt", "writeKey")
 
 Id = Annotated[str, Field(min_length=1, max_length=512)]
 # The spec says strings, but many clients send numeric product and order ids; keep them as text.
@@ -330,6 +358,20 @@ def new_message_id() -> str:
     return str(uuid.uuid4())
 
 
+def derived_message_id(source: str, message: dict[str, Any]) -> str:
+    """The messageId of an event sent without one, the same each time the client retries it:
+    uuid5(COLLECTOR_ID_NAMESPACE, source + "\\n" + the event as compact JSON with sorted keys,
+    without messageId, sentAt, receivedAt and writeKey). Two events identical in everything
+    (same source, type, ids, timestamp and properties) get the same id and count once;
+    clients that send such events on purpose must send a messageId (every SDK does)."""
+    content = {k: v for k, v in message.items() if k not in _NOT_CONTENT}
+    try:
+        canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # nested too deeply: the event is refused anyway
+        return new_message_id()
+    return str(uuid.uuid5(COLLECTOR_ID_NAMESPACE, source + "\n" + canonical.decode()))
+
+
 def corrected_timestamp(
     original: datetime | None, sent_at: datetime | None, received_at: datetime
 ) -> datetime:
@@ -349,6 +391,23 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+def event_timestamp(
+    original: datetime | None, sent_at: datetime | None, received_at: datetime
+) -> datetime:
+    """The time an event is filed under: `corrected_timestamp`, clamped to
+    [received_at - MAX_EVENT_AGE, received_at + MAX_EVENT_LEAD]. A client clock far off
+    (year 1, year 9999) lands on the nearest edge instead of overflowing."""
+    received_at = _aware(received_at)
+    earliest, latest = received_at - MAX_EVENT_AGE, received_at + MAX_EVENT_LEAD
+    try:
+        corrected = _aware(corrected_timestamp(original, sent_at, received_at))
+    except OverflowError:  # beyond year 1..9999: the sign of the skew says which edge
+        original_aware = _aware(original) if original is not None else received_at
+        reference = _aware(sent_at) if sent_at is not None else received_at
+        return earliest if original_aware < reference else latest
+    return min(max(corrected, earliest), latest)
+
+
 def isoformat_z(value: datetime) -> str:
     """RFC 3339 in UTC with millisecond precision, as Segment's libraries send."""
     value = _aware(value).astimezone(UTC)
@@ -356,33 +415,48 @@ def isoformat_z(value: datetime) -> str:
 
 
 def stamp(
-    message: dict[str, Any], received_at: datetime, default_type: str | None = None
+    message: dict[str, Any],
+    received_at: datetime,
+    default_type: str | None = None,
+    source: str = "",
 ) -> dict[str, Any]:
     """What the collector adds to a message on receipt: type from the route, a messageId when
-    the client sent none, and receivedAt. The write key never travels further."""
-    stamped = {k: v for k, v in message.items() if k != "writeKey"}
-    if default_type is not None and "type" not in stamped:
-        stamped["type"] = default_type
-    if not stamped.get("messageId"):
-        stamped["messageId"] = new_message_id()
-    stamped["receivedAt"] = isoformat_z(received_at)
-    return stamped
+    the client sent none (`derived_message_id`), and receivedAt. The write key never travels
+    further."""
+    return stamp_received(message, isoformat_z(received_at), default_type, source)
 
 
 def stamp_received(
-    message: dict[str, Any], received_at_z: str, default_type: str | None = None
+    message: dict[str, Any],
+    received_at_z: str,
+    default_type: str | None = None,
+    source: str = "",
 ) -> dict[str, Any]:
     """`stamp` with receivedAt already formatted (`isoformat_z(received_at)`), for the
-    collector's hot path: it formats the receipt time once per request, not once per event.
-    Same result as `stamp(message, received_at, default_type)`."""
+    collector's hot path: it formats the receipt time once per request, not once per event."""
     stamped = dict(message)
     stamped.pop("writeKey", None)
     if default_type is not None and "type" not in stamped:
         stamped["type"] = default_type
     if not stamped.get("messageId"):
-        stamped["messageId"] = new_message_id()
+        stamped["messageId"] = derived_message_id(source, stamped)
     stamped["receivedAt"] = received_at_z
     return stamped
+
+
+# A write key field anywhere in a JSON text (`writeKey`, `write_key`, any case) and its string
+# value, up to its closing quote or, in a truncated text, to the end. Dead letters keep what a
+# client sent, except this.
+_WRITE_KEY_FIELD = re.compile(rb'("write_?key"\s*:\s*)"(?:[^"\\]|\\.)*"?', re.IGNORECASE)
+REDACTED = b'"[redacted]"'
+
+
+def redact_write_key_fields(data: bytes) -> bytes:
+    """`data` with the value of every write key field replaced by "[redacted]" (at any
+    depth; on JSON text, valid or not). The collector also removes the configured keys'
+    values wherever else they appear (collector.auth.Redactor); Beam, which knows no keys,
+    applies this to every dead-letter row."""
+    return _WRITE_KEY_FIELD.sub(rb"\1" + REDACTED, data)
 
 
 _MESSAGES = TypeAdapter(list[Message])
@@ -424,8 +498,6 @@ def check_messages(messages: list[dict[str, Any]]) -> list[str | None]:
 def _without_contexts(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The messages with each non-empty dict `context` validated (once per distinct value)
     and replaced by {}; raises ValueError/ValidationError when anything is off."""
-    import orjson  # the collector's JSON library; imported here to keep the module light
-
     checked: set[bytes] = set()
     shallow = []
     for message in messages:

@@ -218,6 +218,18 @@ class Settings:
         "Seconds a collector request waits for Pub/Sub before spooling its events",
         _seconds,
     )
+    collector_max_in_flight: int = _setting(
+        "COLLECTOR_MAX_IN_FLIGHT",
+        "128",
+        "Requests a collector process handles at once; more are answered 503 + Retry-After",
+        _int(1),
+    )
+    collector_max_connections: int = _setting(
+        "COLLECTOR_MAX_CONNECTIONS",
+        "2048",
+        "Open connections uvicorn allows a collector process before answering 503",
+        _int(1),
+    )
     collector_cors_origins: tuple[str, ...] = _setting(
         "COLLECTOR_CORS_ORIGINS",
         "",

@@ -1,4 +1,5 @@
--- Products: the best sellers of each category, with how well views turn into orders.
+-- Products: the best sellers of each category (net revenue in USD), with how well views turn
+-- into orders and how often their sales are refunded.
 with
 
 products as (
@@ -16,12 +17,13 @@ ranked as (
         views,
         add_to_carts,
         units_sold,
-        revenue,
+        net_revenue,
         orders,
+        refund_rate,
         view_to_order_rate,
         {{ safe_divide('add_to_carts', 'views') }} as view_to_cart_rate,
-        revenue / sum(revenue) over (partition by category) as share_of_category_revenue,
-        rank() over (partition by category order by revenue desc, units_sold desc) as revenue_rank
+        {{ safe_divide('net_revenue', 'sum(net_revenue) over (partition by category)') }} as share_of_category_revenue,
+        rank() over (partition by category order by net_revenue desc, units_sold desc) as revenue_rank
     from products
 )
 
@@ -36,8 +38,9 @@ select
     views,
     add_to_carts,
     units_sold,
-    revenue,
+    net_revenue,
     orders,
+    refund_rate,
     view_to_cart_rate,
     view_to_order_rate,
     share_of_category_revenue

@@ -1,4 +1,5 @@
--- Customer segments: size, value and activity of each RFM segment (mart_user_behavior).
+-- Customer segments: size, value (USD, kept orders) and activity of each RFM segment
+-- (mart_user_behavior).
 with
 
 users as (
@@ -33,7 +34,7 @@ select
     segments.revenue,
     {{ safe_divide('segments.revenue', 'totals.revenue') }} as share_of_revenue,
     {{ safe_divide('segments.orders', 'segments.user_count') }} as orders_per_user,
-    {{ safe_divide('segments.revenue', 'segments.orders') }} as average_order_value,
+    {{ divide_money('segments.revenue', 'segments.orders') }} as average_order_value,
     segments.avg_recency_days
 from segments
 cross join totals

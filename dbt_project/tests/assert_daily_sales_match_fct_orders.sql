@@ -1,4 +1,4 @@
--- mart_daily_sales adds up to fct_orders: paid orders and their revenue, refunds
+-- mart_daily_sales adds up to fct_orders: sales and their USD revenue, refunds, cancellations
 with
 
 sales as (
@@ -6,16 +6,18 @@ sales as (
         sum(orders) as orders,
         sum(gross_revenue) as gross_revenue,
         sum(refunded_orders) as refunded_orders,
-        sum(refunds) as refunds
+        sum(refunds) as refunds,
+        sum(cancelled_orders) as cancelled_orders
     from {{ ref('mart_daily_sales') }}
 ),
 
 facts as (
     select
-        count(case when is_paid then 1 end) as orders,
-        coalesce(sum(case when is_paid then total_amount end), 0) as gross_revenue,
-        count(refund_date) as refunded_orders,
-        coalesce(sum(case when refund_date is not null then total_amount end), 0) as refunds
+        count(case when is_sale then 1 end) as orders,
+        coalesce(sum(case when is_sale then total_amount_usd end), 0) as gross_revenue,
+        count(case when is_refunded then 1 end) as refunded_orders,
+        coalesce(sum(case when is_refunded then total_amount_usd end), 0) as refunds,
+        count(case when is_cancelled then 1 end) as cancelled_orders
     from {{ ref('fct_orders') }}
 )
 
@@ -33,3 +35,4 @@ where
     or coalesce(sales.gross_revenue, 0) != facts.gross_revenue
     or coalesce(sales.refunded_orders, 0) != facts.refunded_orders
     or coalesce(sales.refunds, 0) != facts.refunds
+    or coalesce(sales.cancelled_orders, 0) != facts.cancelled_orders

@@ -140,10 +140,16 @@ class Orchestrator:
         )
 
 
-def failing_checks(results: Sequence[dg.ExecuteInProcessResult]) -> list[str]:
-    """Checks whose latest evaluation in these runs failed."""
-    latest: dict[str, bool] = {}
+def failing_checks(
+    results: Sequence[dg.ExecuteInProcessResult], severity: dg.AssetCheckSeverity | None = None
+) -> list[str]:
+    """Checks whose latest evaluation in these runs failed (with this severity, if given)."""
+    latest: dict[str, dg.AssetCheckEvaluation] = {}
     for result in results:
         for e in result.get_asset_check_evaluations():
-            latest[f"{e.asset_key.to_user_string()}:{e.check_name}"] = e.passed
-    return sorted(key for key, passed in latest.items() if not passed)
+            latest[f"{e.asset_key.to_user_string()}:{e.check_name}"] = e
+    return sorted(
+        key
+        for key, e in latest.items()
+        if not e.passed and (severity is None or e.severity == severity)
+    )

@@ -1,5 +1,9 @@
 """The synthetic shop's database: its tables as they stand, and intents (insert, update,
-delete) committed against them as `Transaction`s of row changes."""
+delete, renumber) committed against them as `Transaction`s of row changes.
+
+A renumbering changes rows' primary keys (order lines sorted by product); it is committed
+the way PostgreSQL's logical decoding and Debezium then report a key change: a delete of the
+old key and a create of the new one."""
 
 from __future__ import annotations
 
@@ -54,6 +58,30 @@ class ShopDatabase:
                 current = rows.pop(key, None)
                 if current is not None:
                     changes.append(RowChange(table, "d", dict(current), None))
+            elif op == "renumber":
+                assert values is not None
+                changes.extend(self._renumber(table, values["keys"]))
         if not changes:
             return None
         return Transaction(at=at, tx_id=next(self._tx_ids), changes=tuple(changes))
+
+    def _renumber(self, table: str, keys: list[tuple[Any, ...]]) -> list[RowChange]:
+        """Number an order's lines 1, 2, ... by product: the moved lines are deleted under
+        their old keys, then created under their new ones."""
+        rows = self.tables[table]
+        lines = [rows[k] for k in sorted(keys) if k in rows]
+        wanted = sorted(lines, key=lambda row: (row["product_id"], row["line_number"]))
+        moved = [
+            (row, number)
+            for number, row in enumerate(wanted, start=1)
+            if row["line_number"] != number
+        ]
+        deletes = [RowChange(table, "d", dict(row), None) for row, _ in moved]
+        for row, _ in moved:
+            del rows[(row["order_id"], row["line_number"])]
+        creates = []
+        for row, number in moved:
+            new = {**row, "line_number": number}
+            rows[(new["order_id"], number)] = new
+            creates.append(RowChange(table, "c", None, dict(new)))
+        return deletes + creates

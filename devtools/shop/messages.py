@@ -3,7 +3,10 @@ them (page or screen, track, identify; context by platform and campaign), server
 and how each client sends them (batching, clock skew, offline delays, retry duplicates).
 
 Every message becomes a `Delivery` on the shop's schedule, at the time the collector receives
-it."""
+it, with the truth it approximates (when it happened, when it was sent, the clock's errors).
+What clients get wrong on purpose: clocks off by seconds, hours or years; a device whose
+clock is corrected between a send and its retry (the retry carries another event time); the
+backend's events sometimes sent without a messageId (the collector derives one)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from devtools.shop import catalog
-from devtools.shop.model import Delivery, ShopConfig
+from devtools.shop.model import Delivery, ShopConfig, local_price, whole_ms
 from devtools.shop.people import Visitor, random_uuid
 from devtools.shop.schedule import Schedule
 from platform_core.contract import isoformat_z
@@ -26,21 +29,26 @@ class Session:
     visitor: Visitor
     start: datetime
     traffic: str
+    currency: str  # of the visitor's market: prices shown and orders placed in it
     events: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
 
 
 def product_props(
-    product: dict[str, Any], quantity: int | None = None, position: int | None = None
+    product: dict[str, Any],
+    currency: str,
+    quantity: int | None = None,
+    position: int | None = None,
 ) -> dict[str, Any]:
-    """A product row as Segment's e-commerce spec describes a product in event properties."""
+    """A product row as Segment's e-commerce spec describes a product in event properties,
+    priced in the visitor's currency."""
     props: dict[str, Any] = {
         "product_id": str(product["product_id"]),
         "sku": product["sku"],
         "name": product["name"],
         "category": product["category"],
         "brand": product["brand"],
-        "price": float(product["price"]),
-        "currency": "USD",
+        "price": float(local_price(product["price"], currency)),
+        "currency": currency,
     }
     if quantity is not None:
         props["quantity"] = quantity
@@ -92,19 +100,32 @@ class Clients:
         session.events.append((at, message))
 
     def server_event(self, at: datetime, event: str, user_id: int, props: dict[str, Any]) -> None:
-        """A track event the shop's backend sends (no session, no skew, sent at once)."""
+        """A track event the shop's backend sends (no session, no skew, sent at once). Its
+        hand-rolled HTTP client often sends no messageId (the collector derives one), and
+        never retries."""
+        rng = self.rng
         library = catalog.LIBRARIES["server"]
-        message = {
+        at = whole_ms(at)
+        message: dict[str, Any] = {
             "type": "track",
             "event": event,
-            "messageId": random_uuid(self.rng),
+            "messageId": random_uuid(rng),
             "userId": str(user_id),
             "timestamp": at,
             "properties": props,
             "context": {"library": {"name": library[0], "version": library[1]}},
         }
-        sent = at + timedelta(seconds=self.rng.uniform(0.05, 2))
-        self._deliver(message, "server", sent, sent + timedelta(milliseconds=80))
+        if rng.random() < self.config.missing_message_id_rate:
+            del message["messageId"]
+        sent = at + timedelta(milliseconds=rng.randint(50, 2000))
+        self._deliver(
+            message,
+            "server",
+            happened=at,
+            sent=sent,
+            received=sent + timedelta(milliseconds=80),
+            clock_error=timedelta(0),
+        )
 
     def _base(self, session: Session, at: datetime, kind: str) -> dict[str, Any]:
         visitor = session.visitor
@@ -166,35 +187,79 @@ class Clients:
         visitor = session.visitor
         is_app = visitor.source != "web"
         offline = is_app and rng.random() < self.config.offline_rate * 5
-        pending: list[dict[str, Any]] = []
+        skew = visitor.clock_skew  # the clock's error while the session's events happened
+        batches: list[tuple[datetime, list[tuple[datetime, dict[str, Any]]]]] = []
+        pending: list[tuple[datetime, dict[str, Any]]] = []
         for i, (at, message) in enumerate(session.events):
             last = i == len(session.events) - 1
-            pending.append(message)
+            pending.append((at, message))
             # web sends each event at once; apps flush every 20 events or at session end
             if is_app and not last and len(pending) < 20:
                 continue
-            true_send = at + timedelta(seconds=rng.uniform(0.02, 1.5 if not is_app else 30))
+            true_send = at + timedelta(milliseconds=rng.randint(20, 1500 if not is_app else 30_000))
             if offline:
-                true_send += timedelta(hours=rng.uniform(1, 20))
-            for queued in pending:
-                self._deliver(
-                    queued,
-                    visitor.source,
-                    true_send + visitor.clock_skew,
-                    true_send + timedelta(milliseconds=rng.uniform(20, 400)),
-                )
+                true_send += timedelta(milliseconds=rng.randint(3_600_000, 72_000_000))
+            batches.append((true_send, pending))
             pending = []
+        for true_send, batch in batches:
+            for happened, queued in batch:
+                received = true_send + timedelta(milliseconds=rng.randint(20, 400))
+                self._deliver(queued, visitor.source, happened, true_send, received, skew)
+        if batches and abs(skew) >= timedelta(minutes=30):
+            self._retry_after_clock_fix(visitor, batches[-1], skew)
         session.events.clear()
 
-    def _deliver(
-        self, message: dict[str, Any], source: str, sent_client: datetime, received: datetime
+    def _retry_after_clock_fix(
+        self,
+        visitor: Visitor,
+        batch: tuple[datetime, list[tuple[datetime, dict[str, Any]]]],
+        skew: timedelta,
     ) -> None:
+        """A device whose clock was hours off missed the answer to its last batch, had its
+        clock corrected (NTP), and sent the batch again: same messages, same timestamps,
+        a correct sentAt, so the collector's skew correction gives them another time."""
+        rng = self.rng
+        if rng.random() >= self.config.clock_fix_retry_rate:
+            return
+        true_send, messages = batch
+        retry_send = true_send + timedelta(milliseconds=rng.randint(5_000, 600_000))
+        for happened, message in messages:
+            received = retry_send + timedelta(milliseconds=rng.randint(20, 400))
+            payload = self._payload(message, retry_send)
+            retry = Delivery(
+                received, visitor.source, payload, happened, retry_send, skew, timedelta(0)
+            )
+            self.schedule.add(received, retry)
+        visitor.clock_skew = timedelta(0)  # from now on the device's clock is right
+
+    def _payload(self, message: dict[str, Any], sent_clock: datetime) -> dict[str, Any]:
         payload = dict(message)
         payload["timestamp"] = isoformat_z(message["timestamp"])
-        payload["sentAt"] = isoformat_z(sent_client)
-        self.schedule.add(received, Delivery(received, source, payload))
-        if self.rng.random() < self.config.duplicate_rate:
-            # the client did not see the 2xx and retried the same message later
-            retry = timedelta(seconds=self.rng.uniform(1, 90))
-            duplicate = {**payload, "sentAt": isoformat_z(sent_client + retry)}
-            self.schedule.add(received + retry, Delivery(received + retry, source, duplicate))
+        payload["sentAt"] = isoformat_z(sent_clock)
+        return payload
+
+    def _deliver(
+        self,
+        message: dict[str, Any],
+        source: str,
+        happened: datetime,
+        sent: datetime,
+        received: datetime,
+        clock_error: timedelta,
+    ) -> None:
+        """One message sent at `sent` (true time) by a client whose clock is `clock_error`
+        off, received at `received`; now and then the client did not see the 2xx and
+        retried the same message later (never a message without a messageId: nothing would
+        tell the retry from a new event)."""
+        payload = self._payload(message, sent + clock_error)
+        self.schedule.add(
+            received,
+            Delivery(received, source, payload, happened, sent, clock_error, clock_error),
+        )
+        if "messageId" in message and self.rng.random() < self.config.duplicate_rate:
+            retry = timedelta(milliseconds=self.rng.randint(1000, 90_000))
+            duplicate = self._payload(message, sent + retry + clock_error)
+            again, error = received + retry, clock_error
+            self.schedule.add(
+                again, Delivery(again, source, duplicate, happened, sent + retry, error, error)
+            )

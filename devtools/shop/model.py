@@ -1,6 +1,8 @@
 """The synthetic shop's configuration and what it yields: a `Snapshot` of the database before
-the window, `Delivery` items (events as clients sent them) and `Transaction` items (row changes
-committed together); plus the shop's money rules (USD, cents rounded half up)."""
+the window, `Delivery` items (events as clients sent them, with the truth about when they
+happened) and `Transaction` items (row changes committed together); plus the shop's money
+rules (prices in USD, orders in the customer's currency, cents rounded half up) and its clock
+(every simulated instant is a whole millisecond, as Segment's timestamps are)."""
 
 from __future__ import annotations
 
@@ -18,8 +20,24 @@ FREE_SHIPPING_FROM = Decimal("50.00")
 SHIPPING_FEE = Decimal("4.99")
 
 
+# The market a customer buys in decides the currency of their orders; the shop's price list
+# converts its USD catalogue prices with these factors (its own, not finance's rates).
+MARKET_CURRENCY = {"US": "USD", "CA": "USD", "GB": "GBP", "DE": "EUR", "FR": "EUR", "NL": "EUR"}
+PRICE_LIST = {"USD": Decimal("1"), "EUR": Decimal("0.92"), "GBP": Decimal("0.79")}
+
+
 def money(value: float | Decimal) -> Decimal:
     return Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def local_price(usd_price: Decimal, currency: str) -> Decimal:
+    """A catalogue price (USD) in the customer's currency, as the shop's price list shows it."""
+    return money(usd_price * PRICE_LIST[currency])
+
+
+def whole_ms(value: datetime) -> datetime:
+    """An instant truncated to the millisecond (Segment's clocks send milliseconds)."""
+    return value - timedelta(microseconds=value.microsecond % 1000)
 
 
 @dataclass(frozen=True)
@@ -32,6 +50,16 @@ class ShopConfig:
     initial_users: int = 1500
     duplicate_rate: float = 0.006
     offline_rate: float = 0.01
+    # realism: a device's clock corrected (NTP) between a send and its retry, so the retry
+    # carries another event time; server events sent without a messageId; carts bought in a
+    # later session; clocks years off; order lines renumbered when the order ships (a
+    # primary-key change)
+    clock_fix_retry_rate: float = 0.25
+    # the collector derives an id from the source and the content (a retry gets the same one)
+    missing_message_id_rate: float = 0.3
+    cart_return_rate: float = 0.35
+    far_off_clock_rate: float = 0.003
+    renumber_lines_rate: float = 0.25
     stop_at: datetime | None = None  # the simulated "now" inside end_date (a live demo's clock)
 
     @property
@@ -59,11 +87,19 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class Delivery:
-    """One event as a client sent it: the JSON message, the source and when it arrived."""
+    """One event as a client sent it: the JSON message, the source and when it arrived, and
+    the truth the message only approximates: when it really happened and was really sent
+    (true UTC, not the client's clock), and how wrong the client's clock was."""
 
     at: datetime  # when the collector received it
     source: str
     payload: dict[str, Any]
+    happened_at: datetime | None = None
+    sent_at: datetime | None = None
+    # what the client's clock read minus the true time, when the event happened and when
+    # the message was sent (they differ when the clock was corrected in between)
+    clock_error_at_event: timedelta | None = None
+    clock_error_at_send: timedelta | None = None
 
     @property
     def received_at(self) -> datetime:

@@ -1,6 +1,6 @@
 """Who and what the synthetic shop is made of: products, accounts, and visitors (device,
-platform, clock skew, traffic source), how each is made up from the seed, who visits next,
-and which products are popular."""
+platform, market, clock skew, traffic source), how each is made up from the seed, who visits
+next, and which products are popular."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from devtools.shop import catalog
-from devtools.shop.model import money
+from devtools.shop.model import MARKET_CURRENCY, money
 
 
 def random_uuid(rng: random.Random) -> str:
@@ -30,16 +30,18 @@ class Visitor:
     device_type: str
     user_agent: str | None
     device: tuple[str, str] | None
-    clock_skew: timedelta
+    clock_skew: timedelta  # what the device's clock reads minus the true time
     traffic: str
+    market: str  # country the visitor shops from: the currency they pay in
     user_id: int | None = None
     orders: int = 0
     active: bool = True
 
 
 class Population:
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, far_off_clock_rate: float = 0.0) -> None:
         self.rng = rng
+        self.far_off_clock_rate = far_off_clock_rate
         self._user_ids = itertools.count(1)
         self._product_ids = itertools.count(1)
         self.visitors: list[Visitor] = []
@@ -67,11 +69,11 @@ class Population:
             "updated_at": created,
         }
 
-    def new_user(self, created: datetime) -> dict[str, Any]:
+    def new_user(self, created: datetime, country: str | None = None) -> dict[str, Any]:
         rng = self.rng
         user_id = next(self._user_ids)
         first, last = rng.choice(catalog.FIRST_NAMES), rng.choice(catalog.LAST_NAMES)
-        country = rng.choices(*zip(*catalog.COUNTRIES, strict=True))[0]
+        country = country or self.new_country()
         return {
             "user_id": user_id,
             "email": f"{first.lower()}.{last.lower()}{user_id}@example.com",
@@ -82,16 +84,21 @@ class Population:
             "updated_at": created,
         }
 
-    def new_visitor(self, returning: bool) -> Visitor:
+    def new_country(self) -> str:
+        return self.rng.choices(*zip(*catalog.COUNTRIES, strict=True))[0]
+
+    def new_visitor(self, returning: bool, market: str | None = None) -> Visitor:
         rng = self.rng
         platforms = list(catalog.PLATFORMS)
         platform = rng.choices(platforms, [catalog.PLATFORMS[p][0] for p in platforms])[0]
         _, source, device_type = catalog.PLATFORMS[platform]
         traffic_names = list(catalog.TRAFFIC_SOURCES)
         weights = [catalog.TRAFFIC_SOURCES[t][1 if returning else 0] for t in traffic_names]
-        skew = timedelta(seconds=rng.gauss(0, 20))
+        skew = timedelta(milliseconds=round(rng.gauss(0, 20_000)))
         if rng.random() < 0.04:  # a device whose clock is hours off
             skew = timedelta(hours=rng.choice((-3, -2, -1, 1, 2))) + skew
+        if rng.random() < self.far_off_clock_rate:  # set years off (2030, or back in 2023)
+            skew = timedelta(days=rng.choice((-1100, 1500)), hours=rng.randint(0, 23)) + skew
         app_device = rng.choice(catalog.APP_DEVICES[platform]) if source != "web" else None
         if app_device and app_device[1].startswith("iPad"):
             device_type = "tablet"
@@ -104,7 +111,9 @@ class Population:
             device=app_device,
             clock_skew=skew,
             traffic=rng.choices(traffic_names, weights)[0],
+            market=market or self.new_country(),
         )
+        assert visitor.market in MARKET_CURRENCY
         self.visitors.append(visitor)
         return visitor
 

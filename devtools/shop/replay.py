@@ -128,5 +128,6 @@ def send_to_collector(
                     f"({stats.accepted / max(elapsed, 1e-9):,.0f}/s)"
                 )
     stats.sent = len(deliveries)
-    stats.message_ids = {d.payload["messageId"] for d in deliveries}
+    # a message sent without a messageId gets one from the collector, unknown here
+    stats.message_ids = {d.payload["messageId"] for d in deliveries if d.payload.get("messageId")}
     return stats

@@ -1,7 +1,9 @@
 """A visit to the synthetic shop, walked through its conversion funnel with drop-off (home →
 search → category list → product views and adds → cart → checkout, where guests sign up →
-payment → order), and the order's life afterwards (paid, shipped, delivered, refunded; or
-declined, cancelled and purged).
+payment → order), and the order's life afterwards (paid, shipped with its lines sometimes
+renumbered, delivered, refunded; or declined, cancelled and purged). An abandoned cart is
+sometimes bought hours later, in a session of its own that goes straight to the cart.
+Prices and orders are in the visitor's currency.
 
 Every step draws from the shop's one random stream in a fixed order, so the same seed walks
 the same sessions: reorder draws and every figure the tests and the demo check moves.
@@ -19,7 +21,14 @@ from typing import Any
 from devtools.shop import catalog
 from devtools.shop.database import ShopDatabase, Table
 from devtools.shop.messages import Clients, Session, product_props
-from devtools.shop.model import FREE_SHIPPING_FROM, SHIPPING_FEE
+from devtools.shop.model import (
+    FREE_SHIPPING_FROM,
+    MARKET_CURRENCY,
+    SHIPPING_FEE,
+    ShopConfig,
+    local_price,
+    whole_ms,
+)
 from devtools.shop.people import Population, Visitor
 from devtools.shop.schedule import Schedule
 
@@ -39,9 +48,15 @@ class Visit:
     def visitor(self) -> Visitor:
         return self.session.visitor
 
+    @property
+    def currency(self) -> str:
+        return self.session.currency
+
     def step(self, seconds: float) -> datetime:
-        """The time of the next action: about `seconds` after the last one (at least 1 s)."""
-        self.clock = self.clock + timedelta(seconds=max(1.0, self.rng.expovariate(1 / seconds)))
+        """The time of the next action: about `seconds` after the last one (at least 1 s),
+        to the millisecond."""
+        pause = max(1.0, self.rng.expovariate(1 / seconds))
+        self.clock = self.clock + timedelta(milliseconds=round(pause * 1000))
         return self.clock
 
 
@@ -61,8 +76,10 @@ class SessionWalk:
         clients: Clients,
         schedule: Schedule,
         counts: dict[str, int],
+        config: ShopConfig,
     ) -> None:
         self.rng = rng
+        self.config = config
         self.database = database
         self.population = population
         self.clients = clients
@@ -86,7 +103,14 @@ class SessionWalk:
             return self._leave(visit)
         self._review_cart(visit, cart)
         if self.rng.random() > (0.55 if visit.loyal else 0.4):
-            return self._leave(visit)  # cart abandoned
+            self._leave(visit)  # cart abandoned
+            if self.rng.random() < self.config.cart_return_rate:
+                self._come_back_for_cart(visit, cart)
+            return None
+        return self._check_out(visit, cart)
+
+    def _check_out(self, visit: Visit, cart: Cart) -> None:
+        """Checkout, payment and the order, as far as the visitor goes."""
         amounts = self._start_checkout(visit, cart)
         if self.rng.random() > 0.84:
             return self._leave(visit)
@@ -96,7 +120,32 @@ class SessionWalk:
             self._decline_payment(visit, order_id)
             return self._leave(visit)
         self._complete_order(visit, cart, order_id, amounts)
-        self._leave(visit)
+        return self._leave(visit)
+
+    def _come_back_for_cart(self, visit: Visit, cart: Cart) -> None:
+        """Hours later the visitor comes back (typed the address, or followed the cart
+        reminder email) straight to the cart and checks out: a purchase in a later session
+        than the one that filled the cart."""
+        rng = self.rng
+        later = visit.clock + timedelta(milliseconds=rng.randint(3_600_000, 108_000_000))
+        traffic = rng.choice(("direct", "direct", "email"))
+        session = Session(visit.visitor, later, traffic, visit.currency)
+        back = Visit(session, rng, later, loyal=True)
+        self.counts["sessions"] += 1
+        self.clients.page(session, back.clock, "Cart", "/cart")
+        self.clients.track(
+            session,
+            back.clock,
+            "Cart Viewed",
+            {
+                "cart_id": back.visitor.anonymous_id[:8],
+                "products": [
+                    product_props(self._products[(p,)], back.currency, quantity=q)
+                    for p, q in cart.items()
+                ],
+            },
+        )
+        self._check_out(back, cart)
 
     # --- the funnel --------------------------------------------------------------------
 
@@ -104,7 +153,9 @@ class SessionWalk:
         visitor = self.population.pick_visitor()
         traffic = visitor.traffic if self.rng.random() < 0.6 else self.population.new_traffic()
         self.counts["sessions"] += 1
-        return Visit(Session(visitor, start, traffic), self.rng, start, visitor.orders > 0)
+        start = whole_ms(start)
+        session = Session(visitor, start, traffic, MARKET_CURRENCY[visitor.market])
+        return Visit(session, self.rng, start, visitor.orders > 0)
 
     def _browse(self, visit: Visit) -> list[int] | None:
         """The home page, a category (sometimes searched for) and its product list; returns
@@ -134,7 +185,8 @@ class SessionWalk:
                     "list_id": category.lower(),
                     "category": category,
                     "products": [
-                        product_props(products[(p,)], position=i + 1) for i, p in enumerate(listed)
+                        product_props(products[(p,)], visit.currency, position=i + 1)
+                        for i, p in enumerate(listed)
                     ],
                 },
             )
@@ -154,7 +206,9 @@ class SessionWalk:
             self.clients.page(
                 session, visit.step(20), product["name"], f"/p/{product['sku'].lower()}"
             )
-            self.clients.track(session, visit.clock, "Product Viewed", product_props(product))
+            self.clients.track(
+                session, visit.clock, "Product Viewed", product_props(product, visit.currency)
+            )
             if rng.random() < (0.13 if visit.loyal else 0.08):
                 quantity = rng.choices((1, 2, 3), (0.82, 0.14, 0.04))[0]
                 cart[pid] = cart.get(pid, 0) + quantity
@@ -162,7 +216,7 @@ class SessionWalk:
                     session,
                     visit.step(25),
                     "Product Added",
-                    product_props(product, quantity=quantity),
+                    product_props(product, visit.currency, quantity=quantity),
                 )
         return cart
 
@@ -178,7 +232,8 @@ class SessionWalk:
                 {
                     "cart_id": visit.visitor.anonymous_id[:8],
                     "products": [
-                        product_props(products[(p,)], quantity=q) for p, q in cart.items()
+                        product_props(products[(p,)], visit.currency, quantity=q)
+                        for p, q in cart.items()
                     ],
                 },
             )
@@ -188,12 +243,15 @@ class SessionWalk:
                 session,
                 visit.step(10),
                 "Product Removed",
-                product_props(products[(pid,)], quantity=cart.pop(pid)),
+                product_props(products[(pid,)], visit.currency, quantity=cart.pop(pid)),
             )
 
     def _start_checkout(self, visit: Visit, cart: Cart) -> Amounts:
-        products = self._products
-        subtotal = sum((products[(p,)]["price"] * q for p, q in cart.items()), Decimal(0))
+        products, currency = self._products, visit.currency
+        subtotal = sum(
+            (local_price(products[(p,)]["price"], currency) * q for p, q in cart.items()),
+            Decimal(0),
+        )
         shipping = Decimal(0) if subtotal >= FREE_SHIPPING_FROM else SHIPPING_FEE
         self.clients.page(visit.session, visit.step(20), "Checkout", "/checkout")
         self.clients.track(
@@ -203,8 +261,10 @@ class SessionWalk:
             {
                 "value": float(subtotal),
                 "revenue": float(subtotal),
-                "currency": "USD",
-                "products": [product_props(products[(p,)], quantity=q) for p, q in cart.items()],
+                "currency": currency,
+                "products": [
+                    product_props(products[(p,)], currency, quantity=q) for p, q in cart.items()
+                ],
             },
         )
         if visit.visitor.user_id is None:
@@ -214,7 +274,7 @@ class SessionWalk:
     def _sign_up(self, visit: Visit) -> None:
         """Guests sign up at checkout: a new account, and an identify call."""
         visitor = visit.visitor
-        user = self.population.new_user(visit.step(40))
+        user = self.population.new_user(visit.step(40), country=visitor.market)
         visitor.user_id = user["user_id"]
         self.population.known.append(visitor)
         self.schedule.add(visit.clock, [("insert", "users", None, user)])
@@ -236,7 +296,7 @@ class SessionWalk:
             "order_id": order_id,
             "user_id": visit.visitor.user_id,
             "status": "pending",
-            "currency": "USD",
+            "currency": visit.currency,
             "subtotal": amounts.subtotal,
             "shipping": amounts.shipping,
             "total_amount": amounts.total,
@@ -251,7 +311,7 @@ class SessionWalk:
                 "line_number": i + 1,
                 "product_id": pid,
                 "quantity": q,
-                "unit_price": products[(pid,)]["price"],
+                "unit_price": local_price(products[(pid,)]["price"], visit.currency),
             }
             for i, (pid, q) in enumerate(cart.items())
         ]
@@ -297,31 +357,44 @@ class SessionWalk:
                 "subtotal": float(amounts.subtotal),
                 "revenue": float(amounts.subtotal),
                 "shipping": float(amounts.shipping),
-                "currency": "USD",
-                "products": [product_props(products[(p,)], quantity=q) for p, q in cart.items()],
+                "currency": visit.currency,
+                "products": [
+                    product_props(products[(p,)], visit.currency, quantity=q)
+                    for p, q in cart.items()
+                ],
             },
         )
-        self._order_lifecycle(order_id, visitor.user_id, paid, amounts.total)
+        self._order_lifecycle(order_id, visitor.user_id, paid, amounts.total, visit.currency)
 
     def _leave(self, visit: Visit) -> None:
         self.clients.finish(visit.session)
 
     # --- after the order ---------------------------------------------------------------
 
-    def _order_lifecycle(self, order_id: int, user_id: int, paid: datetime, total: Decimal) -> None:
+    def _order_lifecycle(
+        self, order_id: int, user_id: int, paid: datetime, total: Decimal, currency: str
+    ) -> None:
         rng = self.rng
         if rng.random() < 0.03:  # cancelled by the customer before shipping: refunded at once
             refunded = paid + timedelta(hours=rng.uniform(1, 20))
-            self._refund(order_id, user_id, refunded, total)
+            self._refund(order_id, user_id, refunded, total, currency)
             return
         shipped = paid + timedelta(hours=rng.uniform(12, 48))
         delivered = shipped + timedelta(hours=rng.uniform(36, 120))
-        self.schedule.add(shipped, [("update", "orders", (order_id,), {"status": "shipped"})])
+        shipping: list[Any] = [("update", "orders", (order_id,), {"status": "shipped"})]
+        lines = self._order_lines[order_id]
+        if len(lines) > 1 and rng.random() < self.config.renumber_lines_rate:
+            # the warehouse system sorts the lines by product: a primary-key change
+            shipping.append(("renumber", "order_items", (order_id,), {"keys": list(lines)}))
+        self.schedule.add(shipped, shipping)
         self.schedule.add(delivered, [("update", "orders", (order_id,), {"status": "delivered"})])
         if rng.random() < 0.05:  # returned after delivery
-            self._refund(order_id, user_id, delivered + timedelta(hours=rng.uniform(6, 240)), total)
+            refunded = delivered + timedelta(hours=rng.uniform(6, 240))
+            self._refund(order_id, user_id, refunded, total, currency)
 
-    def _refund(self, order_id: int, user_id: int, at: datetime, total: Decimal) -> None:
+    def _refund(
+        self, order_id: int, user_id: int, at: datetime, total: Decimal, currency: str
+    ) -> None:
         self.schedule.add(
             at, [("update", "orders", (order_id,), {"status": "refunded", "refunded_at": at})]
         )
@@ -329,5 +402,5 @@ class SessionWalk:
             at,
             "Order Refunded",
             user_id,
-            {"order_id": str(order_id), "total": float(total), "currency": "USD"},
+            {"order_id": str(order_id), "total": float(total), "currency": currency},
         )

@@ -2,14 +2,18 @@
 
 Visitors arrive with weekday and hour-of-day seasonality, from devices and traffic sources,
 and walk a conversion funnel with drop-off (list → product → cart → checkout → payment →
-order). Buyers come back more often. The shop's database (users, products, orders,
-order_items) changes along the way: sign-ups, profile edits, account deletions, price changes,
-new products, the order status lifecycle, refunds, and clean-up deletes of abandoned orders.
+order), sometimes buying an abandoned cart in a later session. Buyers come back more often.
+Customers pay in their market's currency (USD, EUR, GBP). The shop's database (users,
+products, orders, order_items) changes along the way: sign-ups, profile edits, account
+deletions, price changes, new products, the order status lifecycle, order lines renumbered
+(a primary-key change), refunds, and clean-up deletes of abandoned orders.
 
 `SyntheticShop.run()` yields, in the order they happen: one `Snapshot` (the database before the
-window), then `Delivery` items (an event as a client sent it, with its own clock skew, batching
-delay, rare offline delay and retry duplicates) and `Transaction` items (row changes committed
-together). Everything depends only on the seed and the configuration.
+window), then `Delivery` items (an event as a client sent it, with its own clock skew (a few
+clocks are years off), batching delay, rare offline delay, retry duplicates, retries after the
+clock was corrected, server events without a messageId; and the truth about when it happened)
+and `Transaction` items (row changes committed together). Everything depends only on the seed
+and the configuration.
 """
 
 # The shop's parts, each in a module of its own next to this one:
@@ -38,7 +42,9 @@ from devtools.shop.model import (
     CENT,
     FREE_SHIPPING_FROM,
     KEY_COLUMNS,
+    MARKET_CURRENCY,
     PAID_STATUSES,
+    PRICE_LIST,
     SHIPPING_FEE,
     Delivery,
     Intent,
@@ -47,7 +53,9 @@ from devtools.shop.model import (
     ShopConfig,
     Snapshot,
     Transaction,
+    local_price,
     money,
+    whole_ms,
 )
 from devtools.shop.people import Population
 from devtools.shop.schedule import Schedule
@@ -57,7 +65,9 @@ __all__ = [
     "CENT",
     "FREE_SHIPPING_FROM",
     "KEY_COLUMNS",
+    "MARKET_CURRENCY",
     "PAID_STATUSES",
+    "PRICE_LIST",
     "SHIPPING_FEE",
     "Delivery",
     "Intent",
@@ -67,7 +77,9 @@ __all__ = [
     "Snapshot",
     "SyntheticShop",
     "Transaction",
+    "local_price",
     "money",
+    "whole_ms",
 ]
 
 
@@ -83,11 +95,17 @@ class SyntheticShop:
         self.database = ShopDatabase()
         self.state = self.database.tables  # the source tables as they now stand
         self.schedule = Schedule()
-        self.population = Population(self.rng)
+        self.population = Population(self.rng, self.config.far_off_clock_rate)
         self.counts = {"deliveries": 0, "transactions": 0, "sessions": 0, "orders": 0}
         self.clients = Clients(self.rng, self.config, self.schedule)
         self.sessions = SessionWalk(
-            self.rng, self.database, self.population, self.clients, self.schedule, self.counts
+            self.rng,
+            self.database,
+            self.population,
+            self.clients,
+            self.schedule,
+            self.counts,
+            self.config,
         )
 
     # --- public ------------------------------------------------------------------------
@@ -143,7 +161,7 @@ class SyntheticShop:
                 days=rng.randint(1, 600), seconds=rng.randint(0, 86399)
             )
             visitor = people.new_visitor(returning=True)
-            user = people.new_user(created)
+            user = people.new_user(created, country=visitor.market)
             visitor.user_id = user["user_id"]
             visitor.orders = rng.choices((0, 1, 2, 4), (0.5, 0.3, 0.15, 0.05))[0]
             people.known.append(visitor)
@@ -175,7 +193,7 @@ class SyntheticShop:
             start = midnight + timedelta(
                 hours=rng.choices(hours, catalog.HOURLY_WEIGHTS)[0], seconds=rng.uniform(0, 3600)
             )
-            self.sessions.walk(start)
+            self.sessions.walk(whole_ms(start))
 
     def _catalog_changes(self, midnight: datetime) -> None:
         """Price changes, a product retired now and then, new arrivals on Mondays."""

@@ -38,6 +38,9 @@ SERVER_SETTINGS: dict[str, str] = {
     "max_connections": "50",
     "shared_buffers": "128MB",
     "max_wal_size": "1GB",
+    # a slot whose reader is gone may hold back at most this much WAL, then it is invalidated
+    # (the capture stops with a clear error) instead of filling the disk
+    "max_slot_wal_keep_size": "2GB",
     "unix_socket_directories": "",
     "listen_addresses": "127.0.0.1",
     "timezone": "UTC",

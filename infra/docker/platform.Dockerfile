@@ -51,9 +51,11 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev
 
 # The dbt manifest the code location loads at import, parsed for the prod target (BigQuery).
-# Parsing needs no credentials; GCP_PROJECT only names the project in the manifest's relations.
-ARG GCP_PROJECT=local-project
-RUN PATH="/app/.venv/bin:${PATH}" PLATFORM_ENV=gcp GCP_PROJECT="${GCP_PROJECT}" \
+# Parsing needs no credentials. The project is a placeholder, never a build argument: the same
+# image is promoted from one GCP project to the next, and each run resolves the real one from
+# GCP_PROJECT at run time (dbt re-parses when the profile's project changes). tests/infra checks
+# that this step names no project.
+RUN PATH="/app/.venv/bin:${PATH}" PLATFORM_ENV=gcp GCP_PROJECT=gcp-project-placeholder \
     DAGSTER_HOME=/tmp/dagster-home DBT_SEND_ANONYMOUS_USAGE_STATS=false \
     dagster-dbt project prepare-and-package --file platform_assets/dbt/project.py \
     && test -s dbt_project/target/manifest.json \

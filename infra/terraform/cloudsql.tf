@@ -5,7 +5,7 @@
 # point the KafkaConnector at it instead (infra/k8s/kafka/debezium-connector.yaml).
 
 resource "random_password" "db" {
-  for_each = toset(["dagster", "debezium", "shop-reader"])
+  for_each = toset(["dagster", "debezium", "shop-reader", "shop-admin"])
 
   length  = 32
   special = false
@@ -73,6 +73,13 @@ resource "google_sql_database_instance" "shop" {
     database_flags {
       name  = "max_wal_senders"
       value = "10"
+    }
+    # A slot whose reader is gone (Debezium or Kafka down) holds back WAL until the disk is
+    # full; past this bound (MB) the server invalidates the slot instead, and the alerts
+    # CdcSlotWalRetainedHigh / CdcSlotNearInvalidation fire well before (slot_monitor).
+    database_flags {
+      name  = "max_slot_wal_keep_size"
+      value = tostring(var.shop_max_slot_wal_keep_size_mb)
     }
     database_flags {
       name  = "cloudsql.enable_pgaudit"
@@ -248,6 +255,16 @@ resource "google_sql_user" "debezium" {
   name     = "debezium"
   instance = google_sql_database_instance.shop.name
   password = random_password.db["debezium"].result
+}
+
+# The login that prepares the shop's database for CDC once (infra/README.md step 5: REPLICA
+# IDENTITY FULL, the publication, grants; as a Cloud SQL built-in user it is a member of
+# cloudsqlsuperuser). Its password is generated here and kept in Secret Manager
+# (shop-db-admin-dsn); the setup Job reads it from there, never from a command line.
+resource "google_sql_user" "shop_admin" {
+  name     = "shop_admin"
+  instance = google_sql_database_instance.shop.name
+  password = random_password.db["shop-admin"].result
 }
 
 # Read-only login of Dagster's CDC reconciliation check (platform_assets/reconciliation/checks.py):

@@ -58,11 +58,17 @@ resource "google_container_cluster" "platform" {
     }
   }
 
+  # Enforces the project's policy (binauthz.tf): images from the platform's repository and the
+  # add-ons' registries only.
   binary_authorization {
     evaluation_mode = "PROJECT_SINGLETON_POLICY_ENFORCE"
   }
 
   resource_labels = { system = "ecommerce-data-platform" }
 
-  depends_on = [google_project_service.enabled, google_project_iam_member.platform]
+  depends_on = [
+    google_project_service.enabled,
+    google_project_iam_member.platform,
+    google_binary_authorization_policy.platform,
+  ]
 }

@@ -115,6 +115,8 @@ resource "google_project_iam_member" "dataflow_launcher" {
   project = var.project
   role    = "roles/dataflow.developer"
   member  = each.value
+
+  depends_on = [google_project_service.enabled]
 }
 
 resource "google_service_account_iam_member" "dataflow_launcher_act_as" {

@@ -94,4 +94,6 @@ resource "google_compute_global_address" "collector" {
   name         = "collector-ip"
   address_type = "EXTERNAL"
   ip_version   = "IPV4"
+
+  depends_on = [google_project_service.enabled]
 }

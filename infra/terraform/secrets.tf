@@ -7,6 +7,7 @@
 #   dagster-postgres-password  password of the "dagster" Cloud SQL user           generated here
 #   debezium-db-password       password of the "debezium" Cloud SQL user           generated here
 #   shop-db-reader-dsn         SOURCE_DB_DSN of Dagster's reconciliation check     generated here
+#   shop-db-admin-dsn          the one-off CDC setup of the shop's database         generated here
 #
 #   printf '%s' 'key1=web,key2=ios' | gcloud secrets versions add collector-write-keys --data-file=-
 
@@ -14,7 +15,7 @@ locals {
   manual_secrets = toset(["collector-write-keys", "slack-webhook-url", "slack-bot-token"])
 
   # Secrets whose value Terraform generates (database logins).
-  generated_secrets = toset(["dagster-postgres-password", "debezium-db-password", "shop-db-reader-dsn"])
+  generated_secrets = toset(["dagster-postgres-password", "debezium-db-password", "shop-db-reader-dsn", "shop-db-admin-dsn"])
   generated_secret_values = {
     dagster-postgres-password = random_password.db["dagster"].result
     debezium-db-password      = random_password.db["debezium"].result
@@ -23,6 +24,13 @@ locals {
       "postgresql://%s:%s@%s:5432/%s?sslmode=require",
       google_sql_user.shop_reader.name,
       random_password.db["shop-reader"].result,
+      google_sql_database_instance.shop.private_ip_address,
+      google_sql_database.shop.name,
+    )
+    shop-db-admin-dsn = format(
+      "postgresql://%s:%s@%s:5432/%s?sslmode=require",
+      google_sql_user.shop_admin.name,
+      random_password.db["shop-admin"].result,
       google_sql_database_instance.shop.private_ip_address,
       google_sql_database.shop.name,
     )

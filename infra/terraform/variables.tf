@@ -197,3 +197,66 @@ variable "image_pushers" {
   type        = list(string)
   default     = []
 }
+
+# --- CDC, edge, admission, alerting -------------------------------------------------------------
+
+variable "shop_max_slot_wal_keep_size_mb" {
+  description = "Cloud SQL flag max_slot_wal_keep_size of the shop's instance (MB): the most WAL a replication slot may hold back before the server invalidates it."
+  type        = number
+  default     = 20480
+}
+
+variable "collector_rate_limit_per_minute" {
+  description = "Requests per minute one client IP may send to the collector (Cloud Armor answers 429 above)."
+  type        = number
+  default     = 1200
+}
+
+variable "binauthz_enforcement_mode" {
+  description = "Binary Authorization: ENFORCED_BLOCK_AND_AUDIT_LOG, or DRYRUN_AUDIT_LOG_ONLY while trying it out."
+  type        = string
+  default     = "ENFORCED_BLOCK_AND_AUDIT_LOG"
+}
+
+variable "binauthz_allowed_images" {
+  description = "Image patterns besides the platform's repository that the cluster may run (the add-ons the runbook installs with Helm)."
+  type        = list(string)
+  default = [
+    "quay.io/strimzi/*",
+    "ghcr.io/external-secrets/*",
+    "oci.external-secrets.io/external-secrets/*",
+    "quay.io/prometheus/*",
+    "quay.io/prometheus-operator/*",
+    "quay.io/kiwigrid/*",
+    "docker.io/grafana/*",
+    "registry.k8s.io/kube-state-metrics/*",
+    "registry.k8s.io/ingress-nginx/kube-webhook-certgen*",
+    "docker.io/library/busybox*",
+    "docker.io/busybox*",
+    "docker.io/library/postgres:16-alpine",
+  ]
+}
+
+variable "alert_notification_channels" {
+  description = "Cloud Monitoring notification channel ids (projects/P/notificationChannels/N) of the alert policies in monitoring.tf."
+  type        = list(string)
+  default     = []
+}
+
+variable "pubsub_backlog_alert_messages" {
+  description = "Undelivered messages on a Beam subscription that raise an alert (with the oldest-age alert)."
+  type        = number
+  default     = 100000
+}
+
+variable "pubsub_oldest_unacked_alert_seconds" {
+  description = "Age of the oldest unacknowledged message on a Beam subscription that raises an alert."
+  type        = number
+  default     = 900
+}
+
+variable "dataflow_job_name" {
+  description = "Name of the Beam job on Dataflow (streaming/beam: raw-stream), for its alert policy."
+  type        = string
+  default     = "raw-stream"
+}

@@ -6,6 +6,8 @@
 - `prompting`: how untrusted data values enter a prompt (quoted JSON in delimited blocks).
 - `quality_agent`: the data-quality narrator (structured `Narrative`) and its deterministic
   fallback.
+- `sql_optimizer`: findings, cost and verified rewrites for BigQuery SQL (`sql-optimizer`).
+- `docgen`: docs/ generated from the code, the dbt project and the Dagster definitions.
 
 Nothing here imports Vertex AI or reaches the network at import time.
 """

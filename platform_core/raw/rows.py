@@ -1,7 +1,10 @@
 """Turn accepted messages into raw rows: the one enrichment used by every path into raw.
 
 The collector's direct loader, the Beam job and the demo loader all call `event_row`, so a
-row means the same thing whichever way it arrived.
+row means the same thing whichever way it arrived. The ingestion-time rules of the contract
+apply here: an event larger than `MAX_STAMPED_EVENT_BYTES` is refused, its time is clamped
+to the window around its receipt (`event_timestamp`; the time as sent stays in the payload
+and in `original_timestamp`), and a dead-letter row never keeps a write key field's value.
 """
 
 from __future__ import annotations
@@ -12,7 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from platform_core.contract import ContractError, corrected_timestamp, parse_message
+from platform_core.contract import (
+    MAX_STAMPED_EVENT_BYTES,
+    ContractError,
+    event_timestamp,
+    parse_message,
+    redact_write_key_fields,
+)
 
 _TABLET = re.compile(r"iPad|Tablet|Nexus (7|9|10)|SM-T\d", re.I)
 _MOBILE = re.compile(r"Mobi|iPhone|iPod|Android|Windows Phone", re.I)
@@ -81,6 +90,14 @@ def event_row(
     payload_json: str | None = None,
 ) -> dict[str, Any]:
     """Validate one message and build its raw.events row. Raises ContractError."""
+    if payload_json is not None and len(payload_json) > MAX_STAMPED_EVENT_BYTES:
+        # characters, not bytes: a cheap bound first; the exact size only when it is close
+        size = len(payload_json.encode("utf-8", "surrogatepass"))
+        if size > MAX_STAMPED_EVENT_BYTES:
+            raise ContractError(
+                f"event is larger than {MAX_STAMPED_EVENT_BYTES} bytes ({size}): Segment's "
+                "32 KB per event plus what the collector stamps"
+            )
     message = parse_message(payload)
     if not message.messageId:
         raise ContractError("messageId: required in raw (the collector stamps one)")
@@ -88,8 +105,7 @@ def event_row(
     ua_device, ua_os, browser = parse_user_agent(message.context.userAgent)
     device_type = (message.context.device.type if message.context.device else None) or ua_device
     os_name = (message.context.os.name if message.context.os else None) or ua_os
-    event_ts = corrected_timestamp(message.event_time_as_sent, message.sentAt, received_at)
-    event_ts = naive_utc(event_ts)
+    event_ts = naive_utc(event_timestamp(message.event_time_as_sent, message.sentAt, received_at))
     name = message.event if message.type == "track" else getattr(message, "name", None)
     return {
         "message_id": message.messageId,
@@ -124,11 +140,13 @@ def dead_letter_row(
     message_id: str | None = None,
     pubsub_message_id: str | None = None,
 ) -> dict[str, Any]:
-    text = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else payload
+    data = payload if isinstance(payload, bytes) else payload.encode("utf-8", "surrogatepass")
+    text = redact_write_key_fields(data).decode("utf-8", errors="replace")
+    reason = redact_write_key_fields(error.encode("utf-8", "replace")).decode("utf-8", "replace")
     ingested = naive_utc(ingested_at)
     return {
         "stage": stage,
-        "error": error[:2000],
+        "error": reason[:2000],
         "payload": text,
         "source": source,
         "message_id": message_id,

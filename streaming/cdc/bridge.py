@@ -7,17 +7,21 @@ in batches (by size or age) through a `CdcSink`. Offsets are committed only afte
 acknowledged the batch, so a crash replays, never skips: raw is at-least-once and staging
 deduplicates (same pk + LSN).
 
-A record that cannot be read (`DebeziumParseError`, or a table the raw layer does not know)
-goes to the dead-letter topic ``<prefix>.dlq`` unchanged, with Kafka Connect's error headers
-(``__connect.errors.topic`` / ``partition`` / ``offset`` / ``exception.message`` ...); its offset
-is committed only once the dead letter is acknowledged. SIGTERM delivers what is buffered,
-commits and leaves the group (well within 60 s). Prometheus metrics: consumer lag, changes,
-batch latency, dead letters, commit-to-raw lag.
+A record that cannot be turned into a raw row (`bridge_records.read_change`: an envelope the
+parser rejects, a table the raw layer does not know, a row that does not fit the raw schema, or
+any other exception its content causes) goes to the dead-letter topic ``<prefix>.dlq``
+unchanged, with Kafka Connect's error headers (``__connect.errors.topic`` / ``partition`` /
+``offset`` / ``exception.class.name`` / ``exception.message`` ...); its offset is committed only
+once the dead letter is acknowledged. No record's content can crash (or crash-loop) the bridge.
+SIGTERM delivers what is buffered, commits and leaves the group (well within 60 s). Prometheus
+metrics: consumer lag (of the partitions this member owns), changes, batch latency, dead
+letters, commit-to-raw lag.
 """
 
 # The bridge's parts, each in a module of its own next to this one:
 #   bridge_config        BridgeConfig, BridgeStats, BridgeError, DEFAULT_GROUP
 #   bridge_batches       the row buffer, batches written by one thread, offsets committed after
+#   bridge_records       a Kafka record -> its raw row, or why it is a poison record
 #   bridge_dead_letters  the dead-letter topic and Kafka Connect's error headers
 #   bridge_metrics       Prometheus metrics
 # This module is the consumer loop (`Bridge.run`), group membership, and the command line.
@@ -37,7 +41,6 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from prometheus_client import start_http_server
 
-from platform_core.raw.schema import RAW_TABLES
 from platform_core.settings import Settings, get_settings
 from streaming.cdc.bridge_batches import BatchDelivery, Partition
 from streaming.cdc.bridge_config import (
@@ -49,7 +52,7 @@ from streaming.cdc.bridge_config import (
 )
 from streaming.cdc.bridge_dead_letters import DeadLetters
 from streaming.cdc.bridge_metrics import BridgeMetrics
-from streaming.cdc.debezium import DebeziumParseError, parse_record
+from streaming.cdc.bridge_records import PoisonRecord, read_change
 from streaming.cdc.kafka import producer_config, resolve_bootstrap
 from streaming.cdc.sinks import CdcSink, sink_for
 
@@ -64,6 +67,17 @@ __all__ = [
 ]
 
 log = logging.getLogger(BRIDGE_LOGGER)
+
+# Commit errors that mean "this member's generation ended": the partitions are being handed out
+# again, and whoever owns them next resumes from the last committed offset.
+_GROUP_CHANGING = frozenset(
+    {
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError._ASSIGNMENT_LOST,
+    }
+)
 
 
 class Bridge:
@@ -194,23 +208,22 @@ class Bridge:
         self._batches.record_read()
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         try:
-            record = parse_record(message.key(), message.value())
-            if record is not None and f"cdc_{record.table}" not in RAW_TABLES:
-                raise DebeziumParseError(f"no raw table for source table {record.table!r}")
-        except DebeziumParseError as parse_error:
-            self._dead_letters.send(message, str(parse_error))
+            change = read_change(
+                message.key(),
+                message.value(),
+                ingested_at=self._clock(),
+                topic=topic,
+                partition=partition,
+                offset=offset,
+            )
+        except PoisonRecord as poison:
+            self._dead_letters.send(message, poison.reason, poison.kind)
             self.stats.dead_letters += 1
         else:
-            if record is None:
+            if change is None:
                 self.stats.skipped += 1
             else:
-                row = record.to_raw_row(
-                    ingested_at=self._clock(),
-                    kafka_topic=topic,
-                    kafka_partition=partition,
-                    kafka_offset=offset,
-                )
-                self._batches.add_row(f"cdc_{record.table}", row)
+                self._batches.add_row(change.table, change.row)
         self._batches.mark_done(topic, partition, offset)
 
     def _consumer_error(self, message: Message, error: KafkaError) -> None:
@@ -238,10 +251,18 @@ class Bridge:
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as error:
-            # Rows are delivered but their offsets are not committed: they come again after
-            # a restart (duplicates that staging removes). Never carry on past this silently.
+            # Rows are delivered but their offsets are not committed: they come again (to this
+            # member or to the partition's next owner), duplicates that staging removes.
+            if error.args and error.args[0].code() in _GROUP_CHANGING:
+                # the group is rebalancing: nothing is lost by carrying on, and exiting would
+                # turn every rebalance into a restart (and another rebalance)
+                log.warning("offsets not committed while the group changes: %s", error)
+                self.stats.uncommitted += 1
+                return
             raise BridgeError(f"offset commit failed: {error}") from error
         self.stats.commits += 1
+        if self.metrics:
+            self.metrics.committed(positions)
 
     # --- group membership --------------------------------------------------------------
 
@@ -257,9 +278,13 @@ class Bridge:
         for tp in committed:
             offset = tp.offset if tp.offset >= 0 else -2  # OFFSET_BEGINNING
             start.append(TopicPartition(tp.topic, tp.partition, offset))
+        if self.metrics:
+            self.metrics.own((tp.topic, tp.partition, tp.offset) for tp in committed)
         consumer.assign(start)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self.metrics:
+            self.metrics.disown((p.topic, p.partition) for p in partitions)
         if self._failed:
             return
         log.info("revoked %d partitions: delivering what is buffered first", len(partitions))
@@ -268,6 +293,8 @@ class Bridge:
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         lost = {(p.topic, p.partition) for p in partitions}
         log.warning("lost %d partitions", len(lost))
+        if self.metrics:
+            self.metrics.disown(lost)
         self._batches.drop_lost(lost)
 
     def _close(self) -> None:

@@ -46,3 +46,4 @@ class BridgeStats:
     dead_letters: int = 0
     batches: int = 0
     commits: int = 0
+    uncommitted: int = 0  # commits refused because the group was rebalancing (rows come again)

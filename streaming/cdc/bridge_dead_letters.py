@@ -15,7 +15,9 @@ from streaming.cdc.bridge_metrics import BridgeMetrics
 log = logging.getLogger(BRIDGE_LOGGER)
 
 
-def dead_letter_headers(message: Message, error: str) -> list[tuple[str, bytes]]:
+def dead_letter_headers(
+    message: Message, error: str, kind: str = "DebeziumParseError"
+) -> list[tuple[str, bytes]]:
     """Kafka Connect's error headers (errors.deadletterqueue.context.headers.enable)."""
     return [
         ("__connect.errors.topic", message.topic().encode()),
@@ -23,9 +25,14 @@ def dead_letter_headers(message: Message, error: str) -> list[tuple[str, bytes]]
         ("__connect.errors.offset", str(message.offset()).encode()),
         ("__connect.errors.stage", b"VALUE_CONVERTER"),
         ("__connect.errors.class.name", b"streaming.cdc.bridge"),
-        ("__connect.errors.exception.class.name", b"DebeziumParseError"),
-        ("__connect.errors.exception.message", error[:2000].encode()),
+        ("__connect.errors.exception.class.name", _header(kind)),
+        ("__connect.errors.exception.message", _header(error[:2000])),
     ]
+
+
+def _header(text: str) -> bytes:
+    """Header bytes of any text (an error quoting a record may hold lone surrogates)."""
+    return text.encode("utf-8", "backslashreplace")
 
 
 class DeadLetters:
@@ -51,7 +58,7 @@ class DeadLetters:
             except KafkaException as error:
                 log.warning("could not look up %s: %s", topic, error)
 
-    def send(self, message: Message, error: str) -> None:
+    def send(self, message: Message, error: str, kind: str = "DebeziumParseError") -> None:
         assert self._producer is not None
         log.warning(
             "dead letter %s [%d] @%d: %s",
@@ -65,7 +72,7 @@ class DeadLetters:
             self.topic,
             key=message.key(),
             value=message.value(),
-            headers=dead_letter_headers(message, error),
+            headers=dead_letter_headers(message, error, kind),
             on_delivery=self._delivered,
         )
         self._producer.poll(0)

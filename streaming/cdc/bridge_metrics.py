@@ -1,10 +1,16 @@
 """The bridge's Prometheus metrics (served by `python -m streaming.cdc.bridge --metrics-port`):
 consumer lag (from librdkafka's statistics), changes, batch latency and size, dead letters,
-source-commit-to-raw lag."""
+source-commit-to-raw lag.
+
+The lag gauge has a series per partition this group member owns, and only those: a partition
+revoked or lost in a rebalance loses its series here at once (its new owner reports it), so
+``sum by (topic) (cdc_bridge_consumer_lag)`` over every pod counts each partition once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterable, Mapping
 from datetime import UTC
 from typing import Any
 
@@ -48,17 +54,51 @@ class BridgeMetrics:
             registry=self.registry,
         )
 
+        # partition -> committed offset (-1: none yet), for the partitions this member owns
+        self._owned: dict[tuple[str, str], int] = {}
+
+    def own(self, partitions: Iterable[tuple[str, int, int]]) -> None:
+        """Partitions assigned to this member, with their committed offsets (-1: none)."""
+        for topic, partition, committed in partitions:
+            self._owned[(topic, str(partition))] = committed
+
+    def committed(self, positions: Mapping[tuple[str, int], int]) -> None:
+        """Offsets this member committed (the lag counts what is not committed)."""
+        for (topic, partition), offset in positions.items():
+            key = (topic, str(partition))
+            if key in self._owned:
+                self._owned[key] = offset
+
+    def disown(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Partitions revoked or lost: drop their lag series (no stale value left behind)."""
+        for topic, partition in partitions:
+            key = (topic, str(partition))
+            self._owned.pop(key, None)
+            with contextlib.suppress(KeyError):
+                self.lag.remove(*key)
+
     def record_lag(self, statistics: str) -> None:
-        """librdkafka's statistics callback (JSON): each partition's consumer lag."""
+        """librdkafka's statistics callback (JSON): for each owned partition, the records
+        between its end and the offset committed. (The statistics also list partitions this
+        member no longer owns, and librdkafka's own consumer_lag stays -1 on a partition
+        assigned at an explicit offset until this member commits there: a member that took
+        a partition over and is stuck would report no lag at all.)"""
         try:
             stats = json.loads(statistics)
         except ValueError:
             return
         for topic, info in (stats.get("topics") or {}).items():
             for partition, pinfo in (info.get("partitions") or {}).items():
-                if partition == "-1" or pinfo.get("consumer_lag", -1) < 0:
+                committed = self._owned.get((topic, partition))
+                if committed is None:
                     continue
-                self.lag.labels(topic, partition).set(pinfo["consumer_lag"])
+                # read_committed (librdkafka's default) reads up to the last stable offset
+                end = pinfo.get("ls_offset", -1)
+                end = end if end >= 0 else pinfo.get("hi_offset", -1)
+                start = committed if committed >= 0 else pinfo.get("lo_offset", -1)
+                if end < 0 or start < 0:
+                    continue
+                self.lag.labels(topic, partition).set(max(0, end - start))
 
     def record_batch(
         self, rows: dict[str, list[dict[str, Any]]], count: int, seconds: float, now: float

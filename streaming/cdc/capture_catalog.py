@@ -1,5 +1,11 @@
 """The capture's view of the source database: the server settings it relies on (wal_level,
-the publication) and the published tables with their primary keys (the Kafka message keys)."""
+the publication, REPLICA IDENTITY FULL on every published table) and the published tables with
+their primary keys (the Kafka message keys).
+
+REPLICA IDENTITY FULL is what makes an update carry the whole old row: without it pgoutput
+sends an unchanged TOASTed value (any text or JSON over ~2 kB) only as "unchanged", which
+the capture has no old row to fill from, so the new row would say NULL; and a delete would
+carry only the key. The capture refuses to start on such a table rather than write NULLs."""
 
 from __future__ import annotations
 
@@ -9,6 +15,9 @@ import psycopg
 
 from streaming.cdc.capture_config import CaptureError
 from streaming.cdc.debezium import topic_for
+
+# pg_class.relreplident
+_IDENTITY = {"d": "DEFAULT: the primary key", "n": "NOTHING", "i": "USING INDEX", "f": "FULL"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,27 @@ class PublicationCatalog:
             self.tables[(schema, table)] = TableInfo(
                 schema, table, self._key_columns(schema, table)
             )
+        self.check_replica_identity(list(self.tables))
+
+    def check_replica_identity(self, tables: list[tuple[str, str]]) -> None:
+        """Every table must be REPLICA IDENTITY FULL (see the module doc for why)."""
+        partial = []
+        for schema, table in tables:
+            identity = self._conn.execute(
+                "select relreplident from pg_class "
+                "where oid = format('%%I.%%I', %s::text, %s::text)::regclass",
+                (schema, table),
+            ).fetchone()[0]
+            if identity != "f":
+                partial.append((schema, table, _IDENTITY.get(identity, identity)))
+        if partial:
+            listed = ", ".join(f"{s}.{t} ({kind})" for s, t, kind in partial)
+            fix = "; ".join(f'ALTER TABLE "{s}"."{t}" REPLICA IDENTITY FULL' for s, t, _ in partial)
+            raise CaptureError(
+                f"tables without REPLICA IDENTITY FULL: {listed}. Their updates would carry "
+                f"unchanged TOASTed values (large text/JSON) as NULL and their deletes only the "
+                f"key. Fix, as the tables' owner: {fix}"
+            )
 
     def topics(self, prefix: str) -> list[str]:
         return [topic_for(prefix, schema, table) for schema, table in self.tables]
@@ -61,6 +91,7 @@ class PublicationCatalog:
     def table(self, schema: str, table: str) -> TableInfo:
         info = self.tables.get((schema, table))
         if info is None:  # added to the publication while we run
+            self.check_replica_identity([(schema, table)])
             info = TableInfo(schema, table, self._key_columns(schema, table))
             self.tables[(schema, table)] = info
         return info

@@ -31,7 +31,7 @@ class SlotPosition:
 def read_slot(conn: psycopg.Connection, slot: str) -> SlotPosition | None:
     """The slot's positions, None when there is no such slot."""
     row = conn.execute(
-        "select restart_lsn::text, confirmed_flush_lsn::text, active_pid, plugin "
+        "select restart_lsn::text, confirmed_flush_lsn::text, active_pid, plugin, wal_status "
         "from pg_replication_slots where slot_name = %s",
         (slot,),
     ).fetchone()
@@ -39,6 +39,14 @@ def read_slot(conn: psycopg.Connection, slot: str) -> SlotPosition | None:
         return None
     if row[3] != "pgoutput":
         raise CaptureError(f"slot {slot!r} uses {row[3]!r}, not pgoutput")
+    if row[4] == "lost" or row[0] is None:
+        # max_slot_wal_keep_size let the server remove WAL the slot still needed
+        raise CaptureError(
+            f"slot {slot!r} has lost WAL it had not streamed (wal_status=lost: it fell more "
+            f"than max_slot_wal_keep_size behind). Changes were skipped: drop the slot "
+            f"(select pg_drop_replication_slot('{slot}')) and restart the capture for a new "
+            f"snapshot; the reconciliation check then confirms staging matches the source."
+        )
     return SlotPosition(pgoutput.parse_lsn(row[0]), pgoutput.parse_lsn(row[1]), row[2])
 
 

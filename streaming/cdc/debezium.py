@@ -8,6 +8,7 @@ record into the raw CDC row it stands for.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -162,21 +163,33 @@ def _load(data: bytes, what: str) -> Any:
         return _DECODE(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DebeziumParseError(f"{what} is not JSON: {error}") from None
+    except RecursionError:
+        # json's C scanner recurses per nesting level: 100k-deep arrays end here
+        raise DebeziumParseError(f"{what} is nested too deeply to be a change event") from None
 
 
 def _unwrap(document: Any) -> tuple[Any, dict[str, Any] | None]:
     """Split JsonConverter's {"schema": ..., "payload": ...} wrapper when present."""
     if isinstance(document, dict) and set(document) == {"schema", "payload"}:
-        return document["payload"], document["schema"]
+        schema = document["schema"]
+        if schema is not None and not isinstance(schema, dict):
+            raise DebeziumParseError("'schema' of the schema/payload wrapper must be an object")
+        return document["payload"], schema
     return document, None
 
 
 def _field_schemas(schema: dict[str, Any] | None, name: str) -> dict[str, dict[str, Any]]:
     if not schema:
         return {}
-    for envelope_field in schema.get("fields", []):
-        if envelope_field.get("field") == name:
-            return {f["field"]: f for f in envelope_field.get("fields", []) if "field" in f}
+    fields = schema.get("fields", [])
+    if not isinstance(fields, list):
+        raise DebeziumParseError("schema.fields must be a list")
+    for envelope_field in fields:
+        if isinstance(envelope_field, dict) and envelope_field.get("field") == name:
+            inner = envelope_field.get("fields", [])
+            if not isinstance(inner, list):
+                raise DebeziumParseError(f"schema of {name!r}: fields must be a list")
+            return {f["field"]: f for f in inner if isinstance(f, dict) and "field" in f}
     return {}
 
 
@@ -186,10 +199,14 @@ def _decode_logical(value: Any, field_schema: dict[str, Any] | None) -> Any:
         return value
     name = field_schema.get("name")
     if name == "org.apache.kafka.connect.data.Decimal" and isinstance(value, str):
-        scale = int((field_schema.get("parameters") or {}).get("scale", 0))
-        return _exact_decimal(base64.b64decode(value), scale)
+        parameters = field_schema.get("parameters") or {}
+        scale = parameters.get("scale", 0) if isinstance(parameters, dict) else None
+        return _exact_decimal(_base64(value, name), _scale(scale, name))
     if name == "io.debezium.data.VariableScaleDecimal" and isinstance(value, dict):
-        return _exact_decimal(base64.b64decode(value["value"]), int(value["scale"]))
+        unscaled = value.get("value")
+        if not isinstance(unscaled, str):
+            raise DebeziumParseError(f"{name}: 'value' must be a base64 string")
+        return _exact_decimal(_base64(unscaled, name), _scale(value.get("scale"), name))
     per_second = {
         "io.debezium.time.Timestamp": 1_000,
         "org.apache.kafka.connect.data.Timestamp": 1_000,
@@ -208,6 +225,37 @@ def _decode_logical(value: Any, field_schema: dict[str, Any] | None) -> Any:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _base64(text: str, name: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise DebeziumParseError(f"{name}: {text[:40]!r} is not base64") from None
+
+
+# PostgreSQL's numeric keeps at most 16383 digits after the point; anything beyond is not one.
+_MAX_SCALE = 16383
+
+
+def _scale(value: Any, name: str) -> int:
+    try:
+        scale = _integer(value, "scale")
+    except DebeziumParseError:
+        raise DebeziumParseError(f"{name}: scale must be an integer, not {value!r}") from None
+    if not -_MAX_SCALE <= scale <= _MAX_SCALE:
+        raise DebeziumParseError(f"{name}: scale {scale} is out of range")
+    return scale
+
+
+def _integer(value: Any, name: str) -> int:
+    """An integer field of the envelope: a JSON integer (or its decimal text), never a float or
+    a boolean, which `int()` would accept silently."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 40:
+        return int(value)
+    raise DebeziumParseError(f"{name} must be an integer, not {str(value)[:40]!r}")
 
 
 def _exact_decimal(unscaled_bytes: bytes, scale: int) -> str:
@@ -236,6 +284,14 @@ def parse_record(key: bytes | None, value: bytes | None) -> CdcRecord | None:
     """
     if value is None:
         return None
+    try:
+        return _parse_value(key, value)
+    except RecursionError:
+        # nested just below json's decoding limit, the canonical re-encoding recurses deeper
+        raise DebeziumParseError("row is nested too deeply to be a change event") from None
+
+
+def _parse_value(key: bytes | None, value: bytes) -> CdcRecord | None:
     document, schema = _unwrap(_load(value, "value"))
     if not isinstance(document, dict):
         raise DebeziumParseError("value must be a JSON object")
@@ -258,10 +314,13 @@ def parse_record(key: bytes | None, value: bytes | None) -> CdcRecord | None:
     if op == "d" and before is None:
         raise DebeziumParseError("delete without 'before' (is REPLICA IDENTITY FULL set?)")
     try:
-        lsn = int(source["lsn"])
-        ts_ms = int(source["ts_ms"])
-    except (KeyError, TypeError, ValueError):
+        lsn = _integer(source["lsn"], "source.lsn")
+        ts_ms = _integer(source["ts_ms"], "source.ts_ms")
+    except (KeyError, DebeziumParseError):
         raise DebeziumParseError("source.lsn and source.ts_ms must be integers") from None
+    if lsn < 0:
+        raise DebeziumParseError(f"source.lsn {lsn} is negative")
+    source_ts = _commit_time(ts_ms)
     tx_id = source.get("txId")
     pk = None
     if key is not None and op != "t":
@@ -278,7 +337,15 @@ def parse_record(key: bytes | None, value: bytes | None) -> CdcRecord | None:
         before=_row_json(before, schema, "before"),
         after=_row_json(after, schema, "after"),
         lsn=lsn,
-        tx_id=int(tx_id) if tx_id is not None else None,
-        source_ts=datetime.fromtimestamp(ts_ms / 1000, tz=UTC).replace(tzinfo=None),
+        tx_id=_integer(tx_id, "source.txId") if tx_id is not None else None,
+        source_ts=source_ts,
         snapshot=None if snapshot is None else str(snapshot).lower(),
     )
+
+
+def _commit_time(ts_ms: int) -> datetime:
+    """source.ts_ms as a naive UTC datetime; out of datetime's range is a parse error."""
+    try:
+        return _EPOCH.replace(tzinfo=None) + timedelta(milliseconds=ts_ms)
+    except OverflowError:
+        raise DebeziumParseError(f"source.ts_ms {ts_ms} is out of range") from None

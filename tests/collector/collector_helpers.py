@@ -7,6 +7,8 @@ import asyncio
 import base64
 import contextlib
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -18,7 +20,9 @@ from typing import Any
 import orjson
 import uvicorn
 
-from devtools.services import free_port
+from collector.publisher import PublishError, PubSubPublisher
+from collector.wire import PublishRequest
+from devtools.services import free_port, stop_process_group, wait_for_port
 from platform_core.settings import Settings
 
 PROJECT = "local-project"
@@ -267,3 +271,99 @@ class TcpProxy:
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         self._writers -= {writer, up_writer}
+
+
+class SlowPublisher:
+    """The real Pub/Sub publisher (to the emulator) behind the same interface, made slow or
+    picky on demand: `delay` seconds before every Publish RPC; an RPC whose request contains
+    `refuse` is refused for good (INVALID_ARGUMENT), as Pub/Sub refuses a request it can
+    never take. `rpcs` counts the Publish RPCs per number of messages they carried."""
+
+    def __init__(self, emulator_host: str) -> None:
+        self.inner = PubSubPublisher(emulator_host)
+        self.delay = 0.0
+        self.refuse: bytes | None = None
+        self.rpcs: list[int] = []
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def publish(self, topic: str, request: bytes, timeout: float) -> list[str]:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.rpcs.append(len(PublishRequest.FromString(request).messages))
+        if self.refuse is not None and self.refuse in request:
+            raise PublishError("INVALID_ARGUMENT", "refused by the test", False)
+        return await self.inner.publish(topic, request, timeout)
+
+    async def ensure_topics(self, topics: list[str], timeout: float) -> None:
+        await self.inner.ensure_topics(topics, timeout)
+
+    async def probe(self, topic: str, timeout: float) -> bool:
+        if self.delay >= timeout:
+            await asyncio.sleep(timeout)
+            return False
+        return await self.inner.probe(topic, timeout)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The process' peak resident set size so far (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc status")
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc status")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class CollectorProcess:
+    """`python -m collector` in a process of its own (so its memory can be measured), on a
+    free loopback port; stopped by process group."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            **env,
+            "COLLECTOR_HOST": "127.0.0.1",
+            "COLLECTOR_PORT": str(self.port),
+        }
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def __enter__(self) -> CollectorProcess:
+        with open(self.log, "wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "collector"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_for_port("127.0.0.1", self.port, 60, self.process)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            stop_process_group(self.process, 30)

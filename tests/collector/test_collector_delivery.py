@@ -179,8 +179,9 @@ def test_pubsub_refusing_a_request_is_an_error_not_a_spool_entry(tmp_path):
         await delivery.start()
         try:
             bus.fail = "INVALID_ARGUMENT"
-            with pytest.raises(RuntimeError, match="refused"):
+            with pytest.raises(ApiError) as refused:
                 await delivery.deliver(messages("x", 3), [])
+            assert (refused.value.status, refused.value.code) == (500, "publish_refused")
             assert delivery.spool.pending_records == 0, "a poison request must not be spooled"
         finally:
             bus.fail = None
@@ -247,7 +248,86 @@ def test_records_pubsub_refuses_for_good_are_quarantined_not_retried_forever(tmp
 
     delivery = asyncio.run(run())
     assert bus.received[EVENTS] == [b"good-0", b"good-1"]
-    quarantined = sorted((tmp_path / "spool" / "quarantine").glob("*.pb"))
-    assert len(quarantined) == 2
-    assert delivery.metrics.spool_quarantined._value.get() == 2
+    quarantined = sorted((tmp_path / "spool" / "quarantine").iterdir())
+    assert [p.name.split(".", 1)[1] for p in quarantined] == ["pb", "corrupt.bin"]
+    counted = delivery.metrics.spool_quarantined
+    assert counted.labels("refused")._value.get() == counted.labels("corrupt")._value.get() == 1
     assert b"poison-0" in quarantined[0].read_bytes()
+    assert b"rotten-1" in quarantined[1].read_bytes(), "the damaged bytes are kept"
+
+
+def test_a_spooled_record_for_another_topic_is_quarantined_not_published(tmp_path):
+    """Replay publishes only to the collector's own topics, whatever a record's bytes say
+    (a frame found while resynchronising after damage could be anything)."""
+    bus = MemoryBus()
+
+    async def run() -> Delivery:
+        delivery = delivery_for(tmp_path, bus)
+        await delivery.start()
+        try:
+            bus.fail = "UNAVAILABLE"
+            assert await delivery.deliver(messages("mine", 1), []) == "spooled"
+            other = wire.publish_request("projects/x/topics/elsewhere", messages("evil", 1))
+            delivery.spool.append_groups([[(other, 1)]])
+            bus.fail = None
+            for _ in range(200):
+                if delivery.spool.pending_records == 0:
+                    break
+                await asyncio.sleep(0.05)
+            return delivery
+        finally:
+            await delivery.stop()
+
+    delivery = asyncio.run(run())
+    assert bus.received == {EVENTS: [b"mine-0"]}
+    assert delivery.metrics.spool_quarantined.labels("foreign")._value.get() == 1
+
+
+def test_requests_are_split_within_the_publish_byte_limit(tmp_path):
+    """Pub/Sub takes at most 10 MB per Publish request: three 4 MiB messages leave in two
+    RPCs, none over 9 MiB."""
+    bus = MemoryBus()
+    big = [wire.message(bytes([65 + i]) * (4 * 1024 * 1024), b"") for i in range(3)]
+
+    async def run() -> str:
+        delivery = delivery_for(tmp_path, bus)
+        await delivery.start()
+        try:
+            return await delivery.deliver(big, [])
+        finally:
+            await delivery.stop()
+
+    assert asyncio.run(run()) == "published"
+    assert [n for _, n in bus.rpcs] == [2, 1]
+    assert len(bus.received[EVENTS]) == 3
+
+
+def test_a_request_past_its_deadline_leaves_the_queue_and_spools(tmp_path):
+    """Pub/Sub answers after 1 s, the deadline is 0.3 s: the four requests whose RPCs are in
+    flight and the one queued behind them all spool at their deadline. The queued one left
+    the queue, so it reaches Pub/Sub once (replayed), not a second time from the queue."""
+    bus = MemoryBus(delay=1.0)
+
+    async def run() -> list[str]:
+        delivery = delivery_for(tmp_path, bus, COLLECTOR_PUBLISH_TIMEOUT_S="0.3")
+        await delivery.start()
+        try:
+            slow = [
+                asyncio.create_task(delivery.deliver(messages(f"s{i}", 1), [])) for i in range(4)
+            ]
+            await asyncio.sleep(0.05)
+            late = await delivery.deliver(messages("late", 1), [])
+            results = [late, *await asyncio.gather(*slow)]
+            for _ in range(200):  # the replay publishes the spooled records
+                if delivery.spool.pending_records == 0:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.5)  # any RPC still to come from the queue would be done
+            return results
+        finally:
+            await delivery.stop()
+
+    assert asyncio.run(run()) == ["spooled"] * 5
+    received = bus.received[EVENTS]
+    assert received.count(b"late-0") == 1
+    assert sorted(set(received)) == sorted([b"late-0"] + [f"s{i}-0".encode() for i in range(4)])

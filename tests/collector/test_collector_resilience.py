@@ -280,3 +280,49 @@ def test_gcp_mode_without_write_keys_refuses_to_start(tmp_path):
     assert done.returncode == 2
     [line] = [json.loads(x) for x in done.stderr.splitlines() if x.startswith("{")]
     assert line["level"] == "error" and "COLLECTOR_WRITE_KEYS" in line["message"]
+
+
+def test_a_stranded_spool_is_drained_by_the_drain_tool(pubsub_emulator, tmp_path, caplog):
+    """A collector stopped during a Pub/Sub outage with acknowledged events in its spool
+    (what a pod removed by a scale-down leaves on its volume): its metrics showed the pending
+    bytes and their age while it ran, it warned when it stopped, and `python -m
+    collector.drain` pointed at the directory publishes every event and exits 0."""
+    topics = Topics(pubsub_emulator, prefix="stranded")
+    spool = tmp_path / "spool"
+    try:
+        nowhere = f"127.0.0.1:{free_port()}"
+        first = collector_settings(topics, spool, PUBSUB_EMULATOR_HOST=nowhere)
+        sent: list[str] = []
+        with (
+            LiveServer(create_app(first)) as server,
+            httpx.Client(base_url=server.url, headers=WEB, timeout=30) as http,
+        ):
+            for _ in range(4):
+                body, ids = batch(5)
+                assert http.post("/v1/batch", json=body).json()["delivery"] == "spooled"
+                sent += ids
+            text = http.get("/metrics").text
+            assert metric(text, "collector_spool_depth_bytes") > 0
+            oldest = metric(text, "collector_spool_oldest_pending_timestamp_seconds")
+            assert time.time() - 600 < oldest <= time.time()
+        warnings = [r for r in caplog.records if r.name == "collector.delivery"]
+        assert any(
+            r.getMessage().startswith("collector stopped with acknowledged") for r in warnings
+        )
+        env = {**os.environ, **collector_env(topics, tmp_path / "elsewhere")}
+        done = subprocess.run(
+            [sys.executable, "-m", "collector.drain", "--spool-dir", str(spool), "--timeout", "60"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        lines = [json.loads(x) for x in done.stderr.splitlines() if x.startswith("{")]
+        assert any(line["message"] == "spool drained" for line in lines)
+        received = topics.events_received(len(sent), timeout=30, settle=1.0)
+        assert sorted(r.attributes["message_id"] for r in received) == sorted(sent)
+        assert not list(spool.glob("segment-*.log"))
+    finally:
+        topics.close()

@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import random
-import time
 import tracemalloc
 from datetime import UTC, datetime
 
@@ -18,6 +17,7 @@ import orjson
 import pytest
 
 from collector import auth, wire
+from collector.__main__ import uvicorn_config
 from collector.body import check_content_type, decode_content, gunzip_limited, parse_json
 from collector.config import (
     DEMO_WRITE_KEYS,
@@ -29,7 +29,8 @@ from collector.config import (
 from collector.errors import ApiError
 from collector.ingest import ingest_batch, ingest_event
 from collector.logs import JsonFormatter
-from collector.spool import HEADER, Spool, SpoolError
+from collector.spool import Spool, SpoolError
+from collector.spool_format import HEADER
 from platform_core.contract import (
     ContractError,
     check_messages,
@@ -80,6 +81,19 @@ def test_key_from_body():
     assert auth.key_from_body({"writeKey": "k", "batch": []}) == "k"
     assert auth.key_from_body({"writeKey": 5}) is None
     assert auth.key_from_body([{"writeKey": "k"}]) is None
+
+
+def test_redactor_removes_key_fields_and_configured_keys_anywhere():
+    keys = auth.WriteKeys({"sk_live_abc": "web", "sk_live_abcdef": "ios"})
+    data = (
+        b'{"writeKey":"anything","p":{"note":"key sk_live_abcdef and sk_live_abc"},'
+        b'"write_key" :  "x\\"y", "broken": "sk_live_abc'
+    )
+    redacted = keys.redactor.redact(data)
+    assert b"sk_live" not in redacted and b"anything" not in redacted
+    assert redacted.count(b"[redacted]") == 5
+    assert keys.redactor.redact_text("got 'sk_live_abc'") == "got '[redacted]'"
+    assert auth.Redactor().redact(b'{"k": "sk_live_abc"}') == b'{"k": "sk_live_abc"}'
 
 
 def test_write_keys_map_to_sources_and_reject_unknown():
@@ -184,15 +198,24 @@ def test_gzip_bomb_is_refused_without_inflating_it():
     bomb = gzip.compress(b"\0" * (200 * 1024 * 1024), compresslevel=9)  # 200 MB -> ~200 KB
     assert len(bomb) < MAX_BATCH_BYTES
     tracemalloc.start()
-    started = time.perf_counter()
     with pytest.raises(ApiError) as caught:
         gunzip_limited(bomb, MAX_BATCH_BYTES)
-    elapsed = time.perf_counter() - started
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert caught.value.status == 413
     assert peak < 8 * MAX_BATCH_BYTES, f"inflating used {peak} bytes"
-    assert elapsed < 1.0
+
+
+def test_gzip_members_are_capped():
+    """A few members are fine (gzip(1) concatenations); 500 KB of empty members is refused
+    after the cap, not inflated member by member."""
+    two = gzip.compress(b'{"a":') + gzip.compress(b" 1}")
+    assert gunzip_limited(two, MAX_BATCH_BYTES) == b'{"a": 1}'
+    empties = b"".join(gzip.compress(b"") for _ in range(25_000))
+    assert len(empties) <= MAX_BATCH_BYTES
+    with pytest.raises(ApiError) as caught:
+        gunzip_limited(empties, MAX_BATCH_BYTES)
+    assert caught.value.code == "invalid_gzip" and "members" in caught.value.reason
 
 
 @pytest.mark.parametrize(
@@ -538,21 +561,6 @@ def test_spool_full_refuses_whole_groups(tmp_path):
     spool.close()
 
 
-def test_spool_ignores_a_torn_tail(tmp_path):
-    spool = Spool(tmp_path, max_bytes=1024 * 1024).open()
-    spool.append_groups([frames(2)])
-    spool.close()
-    segment = next(tmp_path.glob("segment-*.log"))
-    with open(segment, "ab") as handle:  # a crash in the middle of a write
-        handle.write(HEADER.pack(b"CSP1", 500, 0, 0, 7) + b"partial")
-    again = Spool(tmp_path, max_bytes=1024 * 1024).open()
-    assert again.pending_records == 2
-    assert [r.events for r in again.read(10)] == [1, 2]
-    again.append_groups([frames(1)])
-    assert [r.events for r in again.read(10)] == [1, 2, 1]
-    again.close()
-
-
 def test_spool_detects_corruption(tmp_path):
     spool = Spool(tmp_path, max_bytes=1024 * 1024).open()
     spool.append_groups([frames(1)])
@@ -573,6 +581,30 @@ def test_spool_is_locked_to_one_process(tmp_path):
 
 
 # --- logs --------------------------------------------------------------------------------
+
+
+def test_a_write_key_in_a_query_string_never_reaches_the_logs():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("uvicorn.access.test")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning(
+            '%s - "%s %s HTTP/%s" %d', "1.2.3.4", "POST", "/v1/t?writeKey=s3cret&x=1", "1.1", 200
+        )
+    finally:
+        logger.removeHandler(handler)
+    line = json.loads(stream.getvalue())
+    assert "s3cret" not in line["message"] and "writeKey=[redacted]&x=1" in line["message"]
+
+
+def test_uvicorn_bounds_connections():
+    config = CollectorConfig.from_settings(Settings.from_env({"COLLECTOR_MAX_CONNECTIONS": "77"}))
+    server = uvicorn_config(object(), config)
+    assert server.limit_concurrency == 77 and server.workers == 1
+    assert CollectorConfig.from_settings(Settings.from_env({})).max_in_flight == 128
 
 
 def test_logs_are_one_json_object_per_line():

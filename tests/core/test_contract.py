@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
 from platform_core.contract import (
+    COLLECTOR_ID_NAMESPACE,
+    MAX_STAMPED_EVENT_BYTES,
     MESSAGE_TYPES,
     Alias,
     ContractError,
@@ -17,10 +20,13 @@ from platform_core.contract import (
     Screen,
     Track,
     corrected_timestamp,
+    event_timestamp,
     isoformat_z,
     parse_message,
+    redact_write_key_fields,
     stamp,
 )
+from platform_core.raw.rows import dead_letter_row, event_row
 
 ANON = {"anonymousId": "7c1e0f5a-4d7e-4c36-9a0c-2f6f3f1d9b11"}
 USER = {"userId": "user-42"}
@@ -353,14 +359,44 @@ def test_stamp_removes_write_key_and_sets_received_at():
     assert message["writeKey"] == "secret" and "receivedAt" not in message, "input not mutated"
 
 
-def test_stamp_generates_a_message_id_when_absent_or_empty():
+def test_stamp_derives_a_message_id_when_absent_or_empty():
+    """A client that omits messageId (or sends it empty) and retries must get the same id:
+    it is a UUID (version 5) of the source and the event's content."""
     first = stamp({"type": "page", **ANON}, RECEIVED)
     second = stamp({"type": "page", "messageId": "", **ANON}, RECEIVED)
     third = stamp({"type": "page", "messageId": None, **ANON}, RECEIVED)
     ids = [first["messageId"], second["messageId"], third["messageId"]]
     for value in ids:
-        assert uuid.UUID(value).version == 4
-    assert len(set(ids)) == 3
+        assert uuid.UUID(value).version == 5
+    assert len(set(ids)) == 1
+
+
+def test_derived_message_id_follows_the_documented_rule():
+    """uuid5(COLLECTOR_ID_NAMESPACE, source + "\\n" + the event as JSON with sorted keys and
+    no separators' spaces, without messageId, sentAt, receivedAt and writeKey) — computed
+    here from the README's rule, not by the function under test."""
+    event = {"event": "Signed Up", "userId": "u-1", "timestamp": "2026-01-01T00:00:00Z"}
+    content = {
+        "event": "Signed Up",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "type": "track",
+        "userId": "u-1",
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    expected = str(uuid.uuid5(COLLECTOR_ID_NAMESPACE, "web\n" + canonical))
+    later = RECEIVED + timedelta(hours=1)
+    sent = stamp(
+        {**event, "sentAt": "2026-01-01T00:00:01Z", "writeKey": "k"},
+        RECEIVED,
+        "track",
+        source="web",
+    )
+    retried = stamp({**event, "sentAt": "2026-01-01T00:05:00Z"}, later, "track", source="web")
+    assert sent["messageId"] == retried["messageId"] == expected
+    other_source = stamp(dict(event), RECEIVED, "track", source="ios")["messageId"]
+    other_content = stamp({**event, "userId": "u-2"}, RECEIVED, "track", source="web")
+    assert len({expected, other_source, other_content["messageId"]}) == 3
+    assert stamp({**event, "messageId": "mine"}, RECEIVED, "track")["messageId"] == "mine"
 
 
 def test_stamp_applies_route_type_only_when_missing():
@@ -427,3 +463,87 @@ def test_rudderstack_python_sdk_identify_survives_stamping():
     assert corrected_timestamp(message.event_time_as_sent, message.sentAt, received) == (
         message.timestamp
     )
+
+
+# --- event time: skew-corrected, then clamped to a window around receipt ---------------------
+
+
+def test_far_off_client_clocks_are_clamped_to_the_window_around_receipt():
+    """Client clocks spread over 1,000 days would make 1,000 event_date partitions; the
+    clamp (30 days before receipt to 1 day after, README) keeps them within 32 dates."""
+    received = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    dates = set()
+    for day in range(-500, 500):
+        original = received + timedelta(days=day)
+        row = event_row(
+            {
+                "type": "track",
+                "event": "X",
+                "messageId": f"m{day}",
+                "userId": "u",
+                "originalTimestamp": original.isoformat(),
+            },
+            source="web",
+            received_at=received,
+            ingested_at=received,
+        )
+        dates.add(row["event_date"])
+        assert row["original_timestamp"] == original.replace(tzinfo=None), "kept as sent"
+        assert original.isoformat() in row["payload"]
+    assert min(dates) == date(2026, 5, 2) and max(dates) == date(2026, 6, 2)
+    assert len(dates) == 32
+
+
+def test_event_time_inside_the_window_is_the_corrected_time():
+    received = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    original = datetime(2026, 5, 20, 8, tzinfo=UTC)
+    sent = datetime(2026, 5, 20, 9, tzinfo=UTC)  # queued offline one hour, clock right
+    assert event_timestamp(original, sent, received) == received - timedelta(hours=1)
+    assert event_timestamp(original, None, received) == original
+    assert event_timestamp(None, None, received) == received
+
+
+@pytest.mark.parametrize(
+    ("original", "sent", "expected_offset"),
+    [
+        (datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC), timedelta(days=-30)),
+        (datetime(9999, 12, 31, tzinfo=UTC), datetime(1, 1, 1, tzinfo=UTC), timedelta(days=1)),
+        (datetime(9999, 12, 31, tzinfo=UTC), None, timedelta(days=1)),
+        (datetime(1, 1, 1), None, timedelta(days=-30)),
+    ],
+)
+def test_extreme_client_clocks_neither_overflow_nor_escape_the_window(
+    original, sent, expected_offset
+):
+    received = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    assert event_timestamp(original, sent, received) == received + expected_offset
+
+
+# --- limits and secrets that Beam applies with the same contract --------------------------------
+
+
+def test_a_raw_row_refuses_an_event_larger_than_the_stamped_event_limit():
+    big = {
+        "type": "track",
+        "event": "X",
+        "messageId": "m",
+        "userId": "u",
+        "properties": {"b": "x" * (32 * 1024 + 1024)},
+    }
+    text = json.dumps(big)
+    assert len(text) > MAX_STAMPED_EVENT_BYTES
+    with pytest.raises(ContractError, match="larger than"):
+        event_row(big, source="web", received_at=RECEIVED, ingested_at=RECEIVED, payload_json=text)
+
+
+def test_dead_letter_rows_carry_no_write_key_field():
+    payload = (
+        b'{"writeKey":"s3cret","batch":[{"context":{"write_key" : "s3cret2"}}],'
+        b'"WriteKey":"s3cret3","note":"writeKey"}'
+    )
+    row = dead_letter_row(
+        stage="beam", error='bad "writeKey":"s3cret4"', payload=payload, ingested_at=RECEIVED
+    )
+    assert "s3cret" not in row["payload"] and "s3cret" not in row["error"]
+    assert '"note":"writeKey"' in row["payload"], "only key fields' values are redacted"
+    assert redact_write_key_fields(b'{"writeKey": "a\\"b"}') == b'{"writeKey": "[redacted]"}'

@@ -53,6 +53,8 @@ TYPED_VALUES = {
     "RAW_SENSOR_INTERVAL_SECONDS": ("3", timedelta(seconds=3)),
     "COMPACTION_MIN_AGE_SECONDS": ("60", timedelta(minutes=1)),
     "COLLECTOR_PUBLISH_TIMEOUT_S": ("2.5", timedelta(seconds=2.5)),
+    "COLLECTOR_MAX_IN_FLIGHT": ("64", 64),
+    "COLLECTOR_MAX_CONNECTIONS": ("512", 512),
     "LLM_TIMEOUT_SECONDS": ("12", timedelta(seconds=12)),
     "COLLECTOR_SPOOL_MAX_MB": ("0.5", 512 * 1024),
     "COLLECTOR_WRITE_KEYS": ("a=web, b=ios", {"a": "web", "b": "ios"}),

@@ -1,4 +1,8 @@
-"""The synthetic shop (devtools/shop/simulator.py): determinism, realism and consistency."""
+"""The synthetic shop (devtools/shop/): determinism, realism and consistency, and how the
+loader lands it in raw (Kafka partitions, snapshots, an outage and its re-snapshot).
+
+Expected values come from the simulator's own records (its truth fields, transactions and
+final tables) and from hand-written cases, never from the platform's transformation code."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from devtools.shop.load import CdcPath, RawLoader
 from devtools.shop.simulator import (
     FREE_SHIPPING_FROM,
     KEY_COLUMNS,
@@ -24,15 +29,27 @@ from devtools.shop.simulator import (
     Transaction,
     money,
 )
-from platform_core.contract import Track, corrected_timestamp, parse_message
+from platform_core.contract import Track, parse_message
 
 END = date(2025, 3, 9)  # a Sunday
 SMALL = ShopConfig(
-    seed=7, days=3, end_date=END, sessions_per_day=80, products=40, initial_users=100
+    seed=7,
+    days=3,
+    end_date=END,
+    sessions_per_day=80,
+    products=40,
+    initial_users=100,
+    missing_message_id_rate=0.5,
 )
 # long enough for orders to ship, be delivered and be refunded inside the window
 LONG = ShopConfig(
-    seed=11, days=21, end_date=END, sessions_per_day=150, products=40, initial_users=100
+    seed=11,
+    days=21,
+    end_date=END,
+    sessions_per_day=150,
+    products=40,
+    initial_users=100,
+    missing_message_id_rate=0.5,
 )
 
 LEGAL = {
@@ -67,8 +84,25 @@ def changes(items, table: str | None = None):
 
 
 def unique_events(items) -> dict[str, dict[str, Any]]:
-    """messageId -> payload, duplicates collapsed."""
-    return {d.payload["messageId"]: d.payload for d in deliveries(items)}
+    """messageId (or the delivery itself, for messages without one) -> payload, duplicates
+    collapsed."""
+    return {d.payload.get("messageId") or str(id(d)): d.payload for d in deliveries(items)}
+
+
+def inserted_lines(items) -> dict[int, list[dict]]:
+    """The lines each order was placed with (the creates in the order's own transaction;
+    a renumbering creates lines again later)."""
+    lines: dict[int, list[dict]] = defaultdict(list)
+    for tx in transactions(items):
+        created = {c.after["order_id"] for c in tx.changes if c.table == "orders" and c.op == "c"}
+        for c in tx.changes:
+            if c.table == "order_items" and c.op == "c" and c.after["order_id"] in created:
+                lines[c.after["order_id"]].append(c.after)
+    return lines
+
+
+def parse_z(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +146,8 @@ def test_different_seed_gives_different_items(small):
     _, first = small
     other = tuple(SyntheticShop(dataclasses.replace(SMALL, seed=8)).run())
     assert [d.payload for d in deliveries(other)] != [d.payload for d in deliveries(first)]
-    assert [d.payload["messageId"] for d in deliveries(other)][:50] != [
-        d.payload["messageId"] for d in deliveries(first)
+    assert [d.payload.get("messageId") for d in deliveries(other)][:50] != [
+        d.payload.get("messageId") for d in deliveries(first)
     ][:50]
 
 
@@ -159,7 +193,8 @@ def test_every_delivery_satisfies_the_contract(small):
         kinds[message.type] += 1
         assert delivery.received_at == delivery.at
         assert delivery.source in {"web", "ios", "android", "server"}
-        assert message.messageId and message.sentAt is not None
+        assert message.sentAt is not None
+        assert message.messageId or delivery.source == "server"
     assert set(kinds) >= {"page", "screen", "track", "identify"}
 
 
@@ -174,7 +209,8 @@ def test_duplicate_deliveries_share_message_id():
     _, items = simulate(config)
     by_id: dict[str, list[Delivery]] = defaultdict(list)
     for delivery in deliveries(items):
-        by_id[delivery.payload["messageId"]].append(delivery)
+        if "messageId" in delivery.payload:
+            by_id[delivery.payload["messageId"]].append(delivery)
     duplicated = {k: v for k, v in by_id.items() if len(v) > 1}
     assert len(duplicated) >= 20
     for copies in duplicated.values():
@@ -184,25 +220,85 @@ def test_duplicate_deliveries_share_message_id():
             assert retry.source == first.source
             same = {k: v for k, v in retry.payload.items() if k != "sentAt"}
             assert same == {k: v for k, v in first.payload.items() if k != "sentAt"}
-            # the retry is sent later by the same clock: skew correction gives the same time
-            a, b = parse_message(first.payload), parse_message(retry.payload)
-            drift = corrected_timestamp(a.timestamp, a.sentAt, first.at) - corrected_timestamp(
-                b.timestamp, b.sentAt, retry.at
-            )
-            assert abs(drift) < timedelta(milliseconds=2)  # sentAt has millisecond precision
+            assert retry.happened_at == first.happened_at
 
 
-def test_skew_correction_puts_events_inside_the_window(small):
+def test_times_are_whole_milliseconds_and_truthful(small):
     _, items = small
     window_start = items[0].at
     skewed = 0
-    for delivery in deliveries(items):
-        message = parse_message(delivery.payload)
-        if abs(message.sentAt - delivery.at) > timedelta(minutes=30):
+    for d in deliveries(items):
+        for instant in (d.at, d.happened_at, d.sent_at):
+            assert instant.microsecond % 1000 == 0
+        assert window_start <= d.happened_at <= d.sent_at < d.at  # happened, sent, arrived
+        # the client's clock readings are the true times plus the clock's error
+        assert parse_z(d.payload["timestamp"]) == d.happened_at + d.clock_error_at_event
+        assert parse_z(d.payload["sentAt"]) == d.sent_at + d.clock_error_at_send
+        if abs(d.clock_error_at_send) > timedelta(minutes=30):
             skewed += 1
-        corrected = corrected_timestamp(message.event_time_as_sent, message.sentAt, delivery.at)
-        assert window_start <= corrected <= delivery.at
     assert skewed > 0, "some clients have clocks hours off"
+
+
+def test_retries_after_a_clock_fix_carry_another_event_time(long):
+    """A device hours off has its clock corrected before it retries: the retry's sentAt is
+    right while its timestamp is not, so what the client reports moves by hours."""
+    _, items = long
+    first_sent: dict[str, Delivery] = {}
+    for d in deliveries(items):
+        first_sent.setdefault(d.payload.get("messageId") or str(id(d)), d)
+    moved = [d for d in deliveries(items) if d.clock_error_at_send != d.clock_error_at_event]
+    assert len(moved) >= 5
+    for d in moved:
+        assert abs(d.clock_error_at_event) >= timedelta(minutes=30)
+        assert d.clock_error_at_send == timedelta(0)
+        first = first_sent[d.payload["messageId"]]
+        assert first is not d and first.at < d.at
+        reported = parse_z(first.payload["sentAt"]) - parse_z(first.payload["timestamp"])
+        again = parse_z(d.payload["sentAt"]) - parse_z(d.payload["timestamp"])
+        assert again - (d.sent_at - first.sent_at) == reported - d.clock_error_at_event
+
+
+def test_some_clocks_are_years_off():
+    config = dataclasses.replace(SMALL, far_off_clock_rate=0.05)
+    _, items = simulate(config)
+    far = [d for d in deliveries(items) if abs(d.clock_error_at_send) > timedelta(days=365)]
+    assert len({d.payload["anonymousId"] for d in far}) >= 3
+    for d in far:  # the client's readings are years off, the truth is inside the window
+        assert abs(parse_z(d.payload["timestamp"]) - d.happened_at) > timedelta(days=365)
+        assert config.first_day <= d.happened_at.date() <= config.last_day
+
+
+def test_server_events_sometimes_have_no_message_id_and_are_never_retried(long):
+    _, items = long
+    server = [d for d in deliveries(items) if d.source == "server"]
+    without = [d for d in server if "messageId" not in d.payload]
+    assert 0 < len(without) < len(server)
+    assert all(d.source == "server" for d in deliveries(items) if "messageId" not in d.payload)
+    bodies = Counter(json.dumps(d.payload, sort_keys=True) for d in without)
+    assert max(bodies.values()) == 1
+
+
+def test_some_carts_are_bought_in_a_later_session(long):
+    """An abandoned cart, bought hours later in a session that starts at the cart page."""
+    _, items = long
+    by_visitor: dict[str, list[Delivery]] = defaultdict(list)
+    for d in deliveries(items):
+        if d.payload.get("anonymousId") and d.clock_error_at_send == d.clock_error_at_event:
+            by_visitor[d.payload["anonymousId"]].append(d)
+    later = 0
+    for events in by_visitor.values():
+        events.sort(key=lambda d: d.happened_at)
+        names = [(d.happened_at, d.payload.get("event") or d.payload.get("name")) for d in events]
+        for i, (at, name) in enumerate(names):
+            if name == "Order Completed":
+                # the order's session: back to the first event after a pause over 30 minutes
+                start = i
+                while start > 0 and at - names[start - 1][0] < timedelta(hours=1):
+                    start -= 1
+                session = [n for _, n in names[start : i + 1]]
+                if "Product Added" not in session and session[0] == "Cart":
+                    later += 1
+    assert later >= 3
 
 
 def test_weekends_get_more_sessions_than_weekdays():
@@ -233,10 +329,7 @@ def test_funnel_is_monotonic(long):
 def test_order_completed_matches_the_database_order(long):
     _, items = long
     inserted = {c.after["order_id"]: c.after for _, c in changes(items, "orders") if c.op == "c"}
-    lines: dict[int, list[dict]] = defaultdict(list)
-    for _, c in changes(items, "order_items"):
-        if c.op == "c":
-            lines[c.after["order_id"]].append(c.after)
+    lines = inserted_lines(items)
     completed = [p for p in unique_events(items).values() if p.get("event") == "Order Completed"]
     assert len(completed) > 20
     for payload in completed:
@@ -246,6 +339,7 @@ def test_order_completed_matches_the_database_order(long):
         assert money(props["shipping"]) == order["shipping"]
         assert money(props["subtotal"]) == order["subtotal"]
         assert payload["userId"] == str(order["user_id"])
+        assert props["currency"] == order["currency"]
         products = sorted((p["product_id"], p["quantity"]) for p in props["products"])
         db_lines = sorted(
             (str(li["product_id"]), li["quantity"]) for li in lines[order["order_id"]]
@@ -256,10 +350,7 @@ def test_order_completed_matches_the_database_order(long):
 def test_order_totals_add_up(long):
     shop, items = long
     orders = {c.after["order_id"]: c.after for _, c in changes(items, "orders") if c.op == "c"}
-    lines: dict[int, list[dict]] = defaultdict(list)
-    for _, c in changes(items, "order_items"):
-        if c.op == "c":
-            lines[c.after["order_id"]].append(c.after)
+    lines = inserted_lines(items)
     assert len(orders) > 20
     for order_id, order in orders.items():
         subtotal = sum((li["quantity"] * li["unit_price"] for li in lines[order_id]), Decimal(0))
@@ -273,6 +364,29 @@ def test_order_totals_add_up(long):
         assert order["total_amount"] == subtotal + order["shipping"]
     for order in shop.rows("orders"):  # later updates never touch the amounts
         assert order["total_amount"] == orders[order["order_id"]]["total_amount"]
+
+
+def test_orders_are_in_the_customers_currency(long):
+    shop, items = long
+    countries = {u["user_id"]: u["country"] for u in items[0].rows["users"]}
+    for _, c in changes(items, "users"):
+        if c.op == "c":
+            countries[c.after["user_id"]] = c.after["country"]
+    market = {"US": "USD", "CA": "USD", "GB": "GBP", "DE": "EUR", "FR": "EUR", "NL": "EUR"}
+    orders = [c.after for _, c in changes(items, "orders") if c.op == "c"]
+    assert {o["currency"] for o in orders} == {"USD", "EUR", "GBP"}
+    for order in orders:
+        assert order["currency"] == market[countries[order["user_id"]]]
+    # the catalogue is in USD; a euro order's lines are not priced in dollars
+    usd = {p["product_id"]: p["price"] for p in items[0].rows["products"]}
+    euro_lines = [
+        li
+        for o, lines in inserted_lines(items).items()
+        for li in lines
+        if next(x for x in orders if x["order_id"] == o)["currency"] == "EUR"
+        and li["product_id"] in usd
+    ]
+    assert euro_lines and any(li["unit_price"] != usd[li["product_id"]] for li in euro_lines)
 
 
 def test_order_lifecycle_has_legal_transitions_only(long):
@@ -298,18 +412,26 @@ def test_order_lifecycle_has_legal_transitions_only(long):
     assert deleted_orders
 
 
-def test_order_items_are_deleted_only_with_their_cancelled_order(long):
+def test_order_items_are_deleted_with_their_order_or_renumbered(long):
     _, items = long
-    for tx, change in changes(items, "order_items"):
-        if change.op == "d":
-            deleted = {
-                c.before["order_id"]: c.before
-                for c in tx.changes
-                if c.table == "orders" and c.op == "d"
-            }
-            assert change.before["order_id"] in deleted
+    renumbered = 0
+    for tx in transactions(items):
+        lines = [c for c in tx.changes if c.table == "order_items"]
+        assert all(c.op in ("c", "d") for c in lines), "order lines are never updated"
+        purged = {c.before["order_id"] for c in tx.changes if c.table == "orders" and c.op == "d"}
+        created = [c.after for c in lines if c.op == "c"]
+        removed = [c.before for c in lines if c.op == "d"]
+        if removed and not purged:
+            # a renumbering (primary-key change): the same lines under new keys, deletes first
+            renumbered += 1
+            assert sorted((r["product_id"], r["quantity"]) for r in removed) == sorted(
+                (r["product_id"], r["quantity"]) for r in created
+            )
+            assert {r["line_number"] for r in removed} == {r["line_number"] for r in created}
+            assert [c.op for c in lines] == ["d"] * len(removed) + ["c"] * len(created)
         else:
-            assert change.op == "c", "order lines are never updated"
+            assert all(r["order_id"] in purged for r in removed)
+    assert renumbered > 0, "a 21-day window renumbers some orders' lines"
 
 
 def test_refunded_orders_have_refunded_at(long):
@@ -398,3 +520,82 @@ def test_updates_touch_updated_at_and_keep_keys(long):
             assert change.after["updated_at"] == tx.at
             for column in KEY_COLUMNS[change.table]:
                 assert change.before[column] == change.after[column]
+
+
+# --- the loader: how the shop lands in raw ---------------------------------------------------
+
+
+class MemoryWriter:
+    def __init__(self) -> None:
+        self.rows: dict[str, list[dict]] = defaultdict(list)
+
+    def ensure_tables(self) -> None:
+        pass
+
+    def write(self, table: str, rows) -> int:
+        self.rows[table].extend(rows)
+        return len(rows)
+
+
+def load(config: ShopConfig, cdc: CdcPath) -> tuple[SyntheticShop, MemoryWriter, Any]:
+    shop = SyntheticShop(config)
+    writer = MemoryWriter()
+    loader = RawLoader(writer, cdc=cdc)
+    for item in shop.run():
+        loader.add(item)
+    loader.finish(now=config.end)
+    return shop, writer, loader.stats
+
+
+OUTAGE = (datetime(2025, 3, 1, 20, tzinfo=UTC), datetime(2025, 3, 3, 14, tzinfo=UTC))
+
+
+@pytest.fixture(scope="module")
+def landed():
+    return load(LONG, CdcPath(partitions=3, outage=OUTAGE))
+
+
+def test_cdc_uses_three_partitions_with_a_key_always_in_one(landed):
+    _, writer, _ = landed
+    for table in KEY_COLUMNS:
+        rows = writer.rows[f"cdc_{table}"]
+        assert {r["kafka_partition"] for r in rows} == {0, 1, 2}, table
+        partitions: dict[str, set[int]] = defaultdict(set)
+        offsets: dict[int, list[int]] = defaultdict(list)
+        for row in rows:
+            partitions[row["pk"]].add(row["kafka_partition"])
+            offsets[row["kafka_partition"]].append(row["kafka_offset"])
+        assert all(len(p) == 1 for p in partitions.values()), table
+        for numbers in offsets.values():  # offsets count per partition, from 0
+            assert numbers == list(range(len(numbers)))
+
+
+def test_an_outage_misses_changes_and_ends_with_a_resnapshot(landed):
+    shop, writer, stats = landed
+    _, items = simulate(LONG)
+    missed = [c for tx in transactions(items) if OUTAGE[0] <= tx.at < OUTAGE[1] for c in tx.changes]
+    assert stats.missed_changes == len(missed) > 0
+    deleted = [c for c in missed if c.op == "d"]
+    assert deleted, "rows deleted during the outage (their deletes never reach raw)"
+    snapshots = defaultdict(set)
+    for table in KEY_COLUMNS:
+        for row in writer.rows[f"cdc_{table}"]:
+            if row["op"] == "r":
+                snapshots[row["lsn"]].add((table, row["pk"]))
+    assert len(snapshots) == 2  # the initial snapshot and the re-snapshot, one LSN each
+    first, again = sorted(snapshots)
+    # the re-snapshot is the tables as they stood when the outage ended
+    state = replay([items[0], *[i for i in items[1:] if i.at < OUTAGE[1]]])
+    assert len(snapshots[again]) == sum(len(rows) for rows in state.values())
+    assert stats.resnapshot_rows == len(snapshots[again])
+    streamed_after = [
+        row
+        for table in KEY_COLUMNS
+        for row in writer.rows[f"cdc_{table}"]
+        if row["op"] != "r" and row["source_ts"] >= OUTAGE[1].replace(tzinfo=None)
+    ]
+    assert streamed_after and min(r["lsn"] for r in streamed_after) > again
+    markers = [
+        r["snapshot"] for t in KEY_COLUMNS for r in writer.rows[f"cdc_{t}"] if r["lsn"] == again
+    ]
+    assert markers.count("last") == 1 and set(markers) == {"true", "last"}

@@ -87,6 +87,10 @@ CUSTOM_RESOURCES = {
     ),
     "ClusterSecretStore": ("external-secrets.io/v1", ["spec.provider.gcpsm.projectID"]),
     "ManagedCertificate": ("networking.gke.io/v1", ["spec.domains"]),
+    "BackendConfig": (
+        "cloud.google.com/v1",
+        ["spec.securityPolicy.name", "spec.healthCheck.requestPath"],
+    ),
 }
 
 
@@ -214,14 +218,27 @@ def exported_metrics() -> frozenset[str]:
         "Enum": ("",),
     }
     pattern = re.compile(
-        r"\b(Counter|Gauge|Histogram|Summary|Info|Enum)\(\s*\"([a-zA-Z_:][\w:]*)\""
+        r"\b(Counter|Gauge|Histogram|Summary|Info|Enum|GaugeMetricFamily)\("
+        r"\s*\"([a-zA-Z_:][\w:]*)\""
     )
+    suffixes["GaugeMetricFamily"] = ("",)  # custom collectors (streaming/cdc/slot_monitor.py)
     names = set()
     for folder in ("collector", "streaming", "platform_assets"):
         for path in (ROOT / folder).rglob("*.py"):
             for kind, name in pattern.findall(path.read_text()):
                 base = name.removesuffix("_total") if kind == "Counter" else name
                 names.update(base + suffix for suffix in suffixes[kind])
+    return frozenset(names | jmx_exporter_metrics())
+
+
+@cache
+def jmx_exporter_metrics() -> frozenset[str]:
+    """Series the Strimzi pods' JMX exporters produce: the `name` of each rule of
+    infra/k8s/kafka/metrics-config.yaml (tests/infra/test_monitoring.py applies the patterns)."""
+    names = set()
+    for doc in yaml.safe_load_all((K8S / "kafka" / "metrics-config.yaml").read_text()):
+        for text in doc["data"].values():
+            names.update(rule["name"] for rule in yaml.safe_load(text)["rules"])
     return frozenset(names)
 
 
@@ -634,6 +651,10 @@ def test_secrets_come_from_external_secrets() -> None:
     assert produced[("data-platform", "dagster-secrets")] >= {"SLACK_WEBHOOK_URL", "SOURCE_DB_DSN"}
 
 
+# Workloads that call Google APIs through Workload Identity (HTTPS + the metadata server).
+GOOGLE_API_WORKLOADS = {"collector", "cdc-bridge"}
+
+
 def test_network_policies_select_the_workloads() -> None:
     for name, template in pod_specs():
         policy = one("NetworkPolicy", name)
@@ -643,7 +664,34 @@ def test_network_policies_select_the_workloads() -> None:
         )
         assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
         egress_ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
-        assert {53, 443, 988} <= egress_ports, f"{name}: DNS, Google APIs, metadata server"
+        assert 53 in egress_ports, f"{name}: DNS"
+        if name in GOOGLE_API_WORKLOADS:
+            assert {443, 988} <= egress_ports, f"{name}: Google APIs, metadata server"
+    slot_monitor = one("NetworkPolicy", "cdc-slot-monitor")
+    assert {p["port"] for r in slot_monitor["spec"]["egress"] for p in r["ports"]} == {53, 5432}
+
+
+def test_namespaces_deny_by_default() -> None:
+    """A pod no policy names (a debugging pod, a one-off Job, a compromised add-on) reaches
+    nothing in data-platform or kafka."""
+    for path, doc in documents():
+        if doc["kind"] == "NetworkPolicy" and doc["metadata"]["name"] == "default-deny":
+            spec = doc["spec"]
+            assert spec["podSelector"] == {}, path
+            assert set(spec["policyTypes"]) == {"Ingress", "Egress"}, path
+            assert "ingress" not in spec and "egress" not in spec, path
+    denied = {
+        namespace_of(path)
+        for path, doc in documents()
+        if doc["kind"] == "NetworkPolicy" and doc["metadata"]["name"] == "default-deny"
+    }
+    assert denied == {"data-platform", "kafka"}
+    # Dagster's pods (the chart's and the run pods) have a policy of their own
+    dagster = one("NetworkPolicy", "dagster")
+    names = dagster["spec"]["podSelector"]["matchExpressions"][0]["values"]
+    assert {"dagster", "dagster-user-deployments"} <= set(names)
+    ports = {p["port"] for rule in dagster["spec"]["egress"] for p in rule["ports"]}
+    assert {53, 443, 988, 5432, 9092, 3030} <= ports
 
 
 # --- Kubernetes: overlay ------------------------------------------------------------------------
@@ -846,8 +894,15 @@ def test_kafka_topics_and_bootstrap_match_the_bridge() -> None:
 
 def test_pod_monitors_scrape_the_workloads() -> None:
     templates = dict(pod_specs())
+    strimzi = {"kafka-connect": "KafkaConnect", "kafka-brokers": "Kafka"}
     for monitor in docs_of("PodMonitor"):
         name = monitor["metadata"]["name"]
+        if name in strimzi:  # pods Strimzi makes; its JMX exporter port is tcp-prometheus
+            assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["kafka"]}
+            assert monitor["spec"]["selector"]["matchLabels"]["strimzi.io/kind"] == strimzi[name]
+            assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "tcp-prometheus"
+            assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+            continue
         template = templates[name]
         assert (
             monitor["spec"]["selector"]["matchLabels"].items()
@@ -858,7 +913,12 @@ def test_pod_monitors_scrape_the_workloads() -> None:
             assert endpoint["port"] in ports, name
             assert endpoint["path"] == "/metrics"
         assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    assert {m["metadata"]["name"] for m in docs_of("PodMonitor")} == {"collector", "cdc-bridge"}
+    assert {m["metadata"]["name"] for m in docs_of("PodMonitor")} == {
+        "collector",
+        "cdc-bridge",
+        "cdc-slot-monitor",
+        *strimzi,
+    }
 
 
 # --- Helm values of the Dagster chart -----------------------------------------------------------
@@ -1037,7 +1097,7 @@ def test_dagster_values_deploy_the_platform() -> None:
     assert users["enabled"] is True
     (deployment,) = users["deployments"]
     assert deployment["codeServerArgs"] == ["-m", module]
-    assert deployment["includeConfigInLaunchedRuns"] == {"enabled": True}
+    assert deployment["includeConfigInLaunchedRuns"] == {"enabled": False}  # see values.yaml
     platform_settings = {"name": "platform-settings"}
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
     for env_maps in (
@@ -1104,7 +1164,11 @@ def test_alert_rules_only_use_exported_metrics() -> None:
     rule = yaml.safe_load(RULES.read_text())
     assert rule["kind"] == "PrometheusRule"
     known = exported_metrics() | PROMETHEUS_SERIES
-    jobs = {f"data-platform/{m['metadata']['name']}" for m in docs_of("PodMonitor")}
+    jobs = {
+        f"{namespace_of(p)}/{d['metadata']['name']}"
+        for p, d in documents()
+        if d["kind"] == "PodMonitor"
+    }
     alerts = []
     for group in rule["spec"]["groups"]:
         for item in group["rules"]:
@@ -1124,6 +1188,12 @@ def test_alert_rules_only_use_exported_metrics() -> None:
         "CdcConsumerLagHigh",
         "EventsDeadLetterRateHigh",
         "CdcDeadLetters",
+        "CollectorSpoolStranded",
+        "DebeziumConnectorNotRunning",
+        "DebeziumTaskFailed",
+        "CdcSlotWalRetainedHigh",
+        "CdcSlotNearInvalidation",
+        "CdcSlotLost",
     }
     assert required <= set(alerts)
 
@@ -1266,6 +1336,11 @@ def test_checkov(tmp_path: Path) -> None:
     if shutil.which("kubectl"):
         (scan / "manifests").mkdir()
         (scan / "manifests" / "gcp.yaml").write_text(yaml.safe_dump_all(rendered_overlay()))
+        setup = subprocess.run(
+            ["kubectl", "kustomize", str(K8S / "setup")], capture_output=True, text=True, timeout=60
+        )
+        assert setup.returncode == 0, setup.stderr
+        (scan / "manifests" / "setup.yaml").write_text(setup.stdout)
         frameworks.append("kubernetes")
     result = subprocess.run(
         [

@@ -1,10 +1,13 @@
-"""The BigQuery targets render valid BigQuery SQL for every model, offline.
+"""The BigQuery targets render valid, well-typed BigQuery SQL for every model, offline.
 
 dbt compiles for the `prod` target in-process with the BigQuery connection manager's `open`
 patched to hand back an unused client, so no credentials are looked up and nothing leaves
 the machine (`dbt compile` otherwise asks Google for a token even with --no-introspect).
 The compiled SQL is the real BigQuery rendering: dispatched macros, dbt-bigquery's
-cross-database macros and configs. sqlglot's BigQuery dialect must parse every model.
+cross-database macros and configs. sqlglot's BigQuery dialect must parse every model, and
+every model, test and analysis must type-check against the raw schemas and the models'
+contracts (bigquery_types.py): no TIMESTAMP/DATETIME comparison, no integer or NUMERIC
+division, no cast that fails or rounds differently than on DuckDB.
 """
 
 from __future__ import annotations
@@ -27,12 +30,17 @@ from dbt.adapters.bigquery.relation import BigQueryRelation  # noqa: E402
 from dbt.adapters.contracts.connection import ConnectionState  # noqa: E402
 from dbt.cli.main import dbtRunner  # noqa: E402
 
+from tests.platform_assets.bigquery_types import check, warehouse_schema  # noqa: E402
+
 PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 MODELS = {
     "stg_events", "stg_users", "stg_products", "stg_orders", "stg_order_items",
-    "stg_order_status_history", "stg_events_dead_letter", "int_sessions", "fct_orders",
-    "mart_daily_sales", "mart_conversion_funnel", "mart_product_performance",
-    "mart_user_behavior", "mart_retention_cohorts",
+    "stg_order_status_history", "stg_events_dead_letter", "int_sessions", "int_orders",
+    "int_order_lines", "fct_order_attribution", "fct_orders", "fct_order_lines",
+    "mart_daily_sales", "mart_daily_sales_by_currency", "mart_customers_daily",
+    "mart_fulfilment", "mart_conversion_funnel", "mart_abandonment",
+    "mart_channel_performance", "mart_product_performance", "mart_user_behavior",
+    "mart_retention_cohorts", "mart_cohort_ltv",
 }  # fmt: skip
 ENV = {"GCP_PROJECT": "local-project", "BQ_RAW_DATASET": "raw", "BQ_LOCATION": "EU"}
 
@@ -105,6 +113,12 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compiled]:
     yield compile_bigquery(tmp_path_factory.mktemp("bq"))
 
 
+@pytest.fixture(scope="module")
+def incremental(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compiled]:
+    """Every model as a run after the first renders it (incremental branches)."""
+    yield compile_bigquery(tmp_path_factory.mktemp("bq-incremental"), relations_exist=True)
+
+
 def parse_bigquery(sql: str) -> Any:
     return sqlglot.parse_one(sql, read="bigquery")
 
@@ -142,16 +156,86 @@ def test_bigquery_dialect_is_rendered(compiled: Compiled) -> None:
     events = compiled.sql("stg_events").lower()
     assert "json_value(properties, '$.product_id')" in events
     assert "json_query(payload, '$.properties')" in events
-    assert "safe_cast(json_value(properties, '$.quantity') as int64)" in events
-    assert "as float64)" in events
+    # integers parse only when they look like one ('2.7' is null on both engines)
+    assert "regexp_contains(trim(json_value(properties, '$.quantity'))" in events
+    assert "safe_cast(json_value(properties, '$.price') as numeric)" in events
+    assert "partition by source, message_id" in events  # messageIds are unique per source
     users = compiled.sql("stg_users").lower()
     assert "safe_cast(json_value(after, '$.created_at') as timestamp)" in users
     assert "try_cast" not in users and "json_extract_string" not in users
     sessions = compiled.sql("int_sessions").lower()
-    assert "logical_or(" in sessions and "to_hex(md5(" in sessions
+    assert "to_hex(md5(" in sessions and "unix_micros(" in sessions
+    assert "timestamp_add(previous_event_at, interval 30 minute)" in sessions
     assert "generate_date_array(" in compiled.sql("mart_daily_sales").lower()
     assert "isoweek" in compiled.sql("mart_retention_cohorts").lower()
-    assert "safe_divide(" in compiled.sql("mart_conversion_funnel").lower()
+    assert "safe_divide(cast(" in compiled.sql("mart_conversion_funnel").lower()
+    assert "div(" in compiled.sql("mart_daily_sales").lower()  # AOV in integer cents
+
+
+def test_every_model_test_and_analysis_type_checks(
+    compiled: Compiled, incremental: Compiled
+) -> None:
+    schema = warehouse_schema(compiled.manifest, ENV["GCP_PROJECT"], ENV["BQ_RAW_DATASET"])
+    problems = []
+    checked = 0
+    for build in (compiled, incremental):
+        for node in build.manifest["nodes"].values():
+            if node["resource_type"] in ("model", "test", "analysis"):
+                problems += [f"{node['name']}: {p}" for p in check(node["compiled_code"], schema)]
+                checked += 1
+    assert checked > 2 * len(MODELS)
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("sql", "problem"),
+    [
+        (  # dbt.dateadd renders a DATETIME: BigQuery rejects comparing it with a TIMESTAMP
+            "select 1 from `p`.`raw`.`events` as e "
+            "where e.ingested_at > datetime_add(cast(e.received_at as datetime), interval -1 hour)",
+            "compares DATETIME with TIMESTAMP",
+        ),
+        (
+            "select 1 from `p`.`raw`.`events` as e where e.event_date > e.ingested_at",
+            "compares DATE",
+        ),
+        (  # NUMERIC / INT64 is exact in BigQuery, a DOUBLE in DuckDB: AOVs round differently
+            "select round(safe_divide(c.lsn * 1.5, c.kafka_offset), 2) "
+            "from `p`.`raw`.`cdc_orders` as c",
+            "divides",
+        ),
+        (
+            "select c.lsn / c.kafka_offset from `p`.`raw`.`cdc_orders` as c",
+            "divides INT64 by INT64",
+        ),
+        (  # SAFE_CAST('2.7' AS INT64) is NULL, DuckDB's TRY_CAST is 3
+            "select safe_cast(c.pk as int64) from `p`.`raw`.`cdc_orders` as c",
+            "SAFE_CAST of STRING to INT64",
+        ),
+        ("select cast(c.pk as numeric) from `p`.`raw`.`cdc_orders` as c", "CAST of STRING"),
+        ("select cast(c.lsn * 0.5 as int64) from `p`.`raw`.`cdc_orders` as c", "rounds"),
+    ],
+)
+def test_the_type_checker_catches_what_bigquery_does_differently(sql: str, problem: str) -> None:
+    manifest: dict[str, Any] = {"nodes": {}}
+    found = check(sql, warehouse_schema(manifest, "p", "raw"))
+    assert len(found) == 1 and problem in found[0], found
+
+
+def test_the_type_checker_accepts_the_portable_forms() -> None:
+    schema = warehouse_schema({"nodes": {}}, "p", "raw")
+    portable = [
+        "select 1 from `p`.`raw`.`events` as e "
+        "where e.ingested_at > timestamp_add(e.received_at, interval -60 minute)",
+        "select safe_divide(cast(c.lsn as float64), cast(c.kafka_offset as float64)) "
+        "from `p`.`raw`.`cdc_orders` as c",
+        "select case when regexp_contains(trim(c.pk), r'^[0-9]+$') "
+        "then safe_cast(trim(c.pk) as int64) end from `p`.`raw`.`cdc_orders` as c",
+        "select cast(round(c.lsn * 0.5, 0) as int64), div(c.lsn, 7) "
+        "from `p`.`raw`.`cdc_orders` as c",
+        "select cast('2026-11-15' as date) from `p`.`raw`.`cdc_orders` as c",
+    ]
+    assert [check(sql, schema) for sql in portable] == [[]] * len(portable)
 
 
 def test_physical_layout(compiled: Compiled) -> None:
@@ -169,21 +253,30 @@ def test_physical_layout(compiled: Compiled) -> None:
     for name, field in {
         "mart_daily_sales": "sales_date", "mart_conversion_funnel": "session_date",
         "fct_orders": "order_date", "int_sessions": "session_date",
-        "mart_retention_cohorts": "cohort_week",
+        "mart_retention_cohorts": "cohort_week", "mart_cohort_ltv": "signup_month",
+        "mart_channel_performance": "activity_date", "fct_order_lines": "order_date",
     }.items():  # fmt: skip
         assert models[name]["config"]["partition_by"]["field"] == field, name
     assert {models[n]["schema"] for n in MODELS if n.startswith(("stg_", "int_"))} == {"staging"}
     assert {models[n]["schema"] for n in MODELS if n.startswith(("fct_", "mart_"))} == {"mart"}
     assert {models[n]["database"] for n in MODELS} == {"local-project"}
     assert models["stg_events_dead_letter"]["config"]["materialized"] == "table"
+    # every model's column types are enforced (a contract), in BigQuery's names
+    for name in MODELS:
+        assert models[name]["config"]["contract"]["enforced"], name
+    money = models["mart_daily_sales"]["columns"]["gross_revenue"]["data_type"]
+    rate = models["mart_conversion_funnel"]["columns"]["conversion_rate"]["data_type"]
+    assert (money, rate) == ("numeric", "float64")
 
 
-def test_incremental_branches_render_valid_bigquery_sql(tmp_path: Path) -> None:
-    automatic = compile_bigquery(tmp_path / "auto", "-s", "stg_events", relations_exist=True)
-    sql = automatic.sql("stg_events")
+def test_incremental_branches_render_valid_bigquery_sql(
+    tmp_path: Path, incremental: Compiled
+) -> None:
+    sql = incremental.sql("stg_events")
     parse_bigquery(sql)
     assert "max(ingested_at)" in sql and "batch_dates" in sql
     assert "`local-project`.`staging`.`stg_events`" in sql  # {{ this }}
+    assert "timestamp_add(loaded.max_ingested_at, interval -60 minute)" in sql
 
     window = compile_bigquery(
         tmp_path / "vars", "-s", "stg_events", "--vars",
@@ -191,9 +284,11 @@ def test_incremental_branches_render_valid_bigquery_sql(tmp_path: Path) -> None:
     )  # fmt: skip
     sql = window.sql("stg_events")
     parse_bigquery(sql)
-    # literal dates, so BigQuery prunes the raw partitions
+    # literal dates, so BigQuery prunes the raw partitions: the dates asked for, and the
+    # window (2 days either side, twice that for the deliveries compared) around them
     assert re.search(
         r"where event_date between cast\('2026-11-15' as date\) and cast\('2026-11-16' as date\)",
         sql,
     )
-    assert "batch_dates" not in sql
+    assert "between cast('2026-11-13' as date) and cast('2026-11-18' as date)" in sql
+    assert "between cast('2026-11-11' as date) and cast('2026-11-20' as date)" in sql

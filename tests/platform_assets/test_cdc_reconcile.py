@@ -179,6 +179,19 @@ class _Warehouse:
         return self.latest
 
 
+# a source at LSN 0x180 and no Kafka to ask (the bridge's lag is not checked)
+DRAIN_ARGS = dict(
+    dsn="unused",
+    source_lsn=0x180,
+    slot="shop_cdc",
+    kafka_bootstrap=None,
+    bridge_group="cdc-bridge",
+    topics=[],
+    tables=CDC_TABLES,
+    timeout=0.2,
+)
+
+
 @pytest.mark.parametrize(
     "confirmed,built_after_raw,drained,reason",
     [
@@ -201,16 +214,9 @@ def test_drain_status(
     raw_latest = datetime(2026, 11, 20, 12, 0)
     built = raw_latest + timedelta(seconds=30 if built_after_raw else -30)
     status = reconcile.drain_status(
-        dsn="unused",
-        source_lsn=0x180,
-        slot="shop_cdc",
-        kafka_bootstrap=None,
-        bridge_group="cdc-bridge",
-        topics=[],
         warehouse=_Warehouse(raw_latest),
-        tables=CDC_TABLES,
         staging_built_at={t: built.replace(tzinfo=UTC) for t in CDC_TABLES},
-        timeout=0.2,
+        **DRAIN_ARGS,
     )
     assert status.drained is drained
     assert reason in status.reason
@@ -236,24 +242,14 @@ def test_a_table_nobody_changed_since_its_last_build_is_drained(monkeypatch) -> 
     raw["products"] = now - timedelta(hours=20)
     built = {t: (now - timedelta(minutes=1)).replace(tzinfo=UTC) for t in CDC_TABLES}
     built["products"] = (now - timedelta(hours=19)).replace(tzinfo=UTC)
-    kwargs = dict(
-        dsn="unused",
-        source_lsn=0x180,
-        slot="shop_cdc",
-        kafka_bootstrap=None,
-        bridge_group="cdc-bridge",
-        topics=[],
-        tables=CDC_TABLES,
-        timeout=0.2,
-    )
     status = reconcile.drain_status(
-        warehouse=_PerTableWarehouse(raw), staging_built_at=built, **kwargs
+        warehouse=_PerTableWarehouse(raw), staging_built_at=built, **DRAIN_ARGS
     )
     assert status.drained, status
     # but a table whose raw moved after its build is reported, by name
     raw["orders"] = now
     status = reconcile.drain_status(
-        warehouse=_PerTableWarehouse(raw), staging_built_at=built, **kwargs
+        warehouse=_PerTableWarehouse(raw), staging_built_at=built, **DRAIN_ARGS
     )
     assert not status.drained and "stg_orders" in status.reason
     assert "stg_products" not in status.reason

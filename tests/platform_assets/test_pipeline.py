@@ -1,15 +1,15 @@
 """The asset graph materialized by Dagster on a small shop, checked against independent totals.
 
-Expected numbers come straight from the simulator's own records (its final database state and
-the events it sent), computed here in plain Python, never from the warehouse.
+Expected numbers come straight from the simulator's own records (its deliveries with their
+true times, its transactions, its final tables), computed in plain Python by truth_events.py
+and truth_orders.py, never from the warehouse or the platform's transformation code.
 """
 
 from __future__ import annotations
 
 import os
-from collections import Counter, defaultdict
-from datetime import date, timedelta
-from decimal import Decimal
+from collections import Counter
+from datetime import timedelta
 
 import dagster as dg
 import duckdb
@@ -19,9 +19,9 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from devtools.shop.simulator import PAID_STATUSES
-from platform_core.contract import corrected_timestamp, parse_message
 from platform_core.settings import get_settings
+from tests.platform_assets.truth_events import BehaviourTruth
+from tests.platform_assets.truth_orders import OrdersTruth, read_rates
 
 pytestmark = pytest.mark.slow
 
@@ -53,20 +53,22 @@ def wh(built):  # per test: an open connection would hold the lock dbt needs in 
     con.close()
 
 
-def unique_deliveries(shop_items):
-    seen: dict[str, object] = {}
-    for item in shop_items:
-        seen.setdefault(item.payload["messageId"], item)
-    return list(seen.values())
+@pytest.fixture(scope="module")
+def items(built):
+    """Everything the simulator yielded (the same seed walks the same shop again)."""
+    from devtools.shop.simulator import SyntheticShop
+
+    return list(SyntheticShop(built[0].config).run())
 
 
 @pytest.fixture(scope="module")
-def sent(built):
-    """Every event the simulator sent, first delivery per messageId (what staging must keep)."""
-    from devtools.shop.simulator import Delivery, SyntheticShop
+def behaviour(items) -> BehaviourTruth:
+    return BehaviourTruth(i for i in items if type(i).__name__ == "Delivery")
 
-    items = [i for i in SyntheticShop(built[0].config).run() if isinstance(i, Delivery)]
-    return items, unique_deliveries(items)
+
+@pytest.fixture(scope="module")
+def orders(items) -> OrdersTruth:
+    return OrdersTruth(items, None, read_rates())
 
 
 def test_every_asset_materialized_and_every_check_passed(built):
@@ -87,142 +89,89 @@ def test_every_asset_materialized_and_every_check_passed(built):
     assert [c.check_name for c in checks if not c.passed] == []
 
 
-def test_daily_sales_equal_completed_orders_minus_refunds(built, wh):
-    platform, _ = built
-    gross: dict[date, Decimal] = defaultdict(Decimal)
-    count: Counter[date] = Counter()
-    refunds: dict[date, Decimal] = defaultdict(Decimal)
-    for order in platform.shop.rows("orders"):
-        if order["status"] in PAID_STATUSES:
-            day = order["created_at"].date()
-            gross[day] += order["total_amount"]
-            count[day] += 1
-        if order["refunded_at"] is not None:
-            refunds[order["refunded_at"].date()] += order["total_amount"]
-    rows = wh.execute(
-        "select sales_date, orders, gross_revenue, refunds, net_revenue from mart.mart_daily_sales"
-    ).fetchall()
-    got = {r[0]: r[1:] for r in rows}
-    days = set(gross) | set(refunds)
-    assert days <= set(got)
-    for day in days:
-        orders, g, r, net = got[day]
-        assert orders == count[day], day
-        assert Decimal(g or 0) == gross[day], day
-        assert Decimal(r or 0) == refunds[day], day
-        assert Decimal(net) == gross[day] - refunds[day], day
-    assert sum(gross.values()) > 0 and sum(refunds.values()) > 0
+def test_daily_sales_are_the_shops_sales_and_refunds(wh, orders):
+    got = {
+        r[0]: r[1:]
+        for r in wh.execute(
+            "select sales_date, orders, gross_revenue, items_sold, customers, "
+            "average_order_value, refunded_orders, refunds, net_revenue, cancelled_orders "
+            "from mart.mart_daily_sales"
+        ).fetchall()
+    }
+    expected = orders.daily_sales()
+    assert got == expected
+    assert sum(v[1] for v in expected.values()) > 0 and sum(v[6] for v in expected.values()) > 0
 
 
-def test_staging_keeps_one_row_per_message(built, wh, sent):
-    items, unique = sent
-    assert len(items) > len(unique), "the shop should have sent client retries"
+def test_staging_keeps_one_row_per_message(built, wh, items, behaviour):
+    deliveries = [i for i in items if type(i).__name__ == "Delivery"]
+    assert len(deliveries) > len(behaviour.events), "the shop should have sent client retries"
     raw = wh.execute(
         f"select count(*) from read_parquet('{built[0].lake}/events/**/*.parquet')"
     ).fetchone()[0]
-    assert raw == len(items)
+    assert raw == len(deliveries)
     staged = dict(
         wh.execute(
             "select coalesce(event_name, event_type), count(*) from staging.stg_events group by 1"
         ).fetchall()
     )
-    expected = Counter(
-        d.payload.get("event")
-        if d.payload["type"] == "track"
-        else d.payload.get("name") or d.payload["type"]
-        for d in unique
-    )
-    for name in ("Product Viewed", "Product Added", "Checkout Started", "Order Completed"):
-        assert staged[name] == expected[name], name
-    assert sum(staged.values()) == len(unique)
+    expected = Counter(e.name or e.type for e in behaviour.events)
+    assert staged == dict(expected)
 
 
-def test_event_time_is_skew_corrected(built, wh, sent):
-    _, unique = sent
-    sample = unique[:: max(1, len(unique) // 200)]
-    expected = {}
-    for d in sample:
-        m = parse_message(d.payload)
-        ts = corrected_timestamp(m.event_time_as_sent, m.sentAt, d.received_at)
-        expected[d.payload["messageId"]] = ts.replace(tzinfo=None)
-    ids = ",".join(f"'{i}'" for i in expected)
-    got = dict(
-        wh.execute(
-            "select message_id, event_timestamp from staging.stg_events "
+def test_event_time_is_the_true_time_plus_transit(wh, behaviour):
+    """Segment's skew rule on the true clocks: when it happened, plus the network transit."""
+    sample = [e for e in behaviour.events if e.message_id][:: max(1, len(behaviour.events) // 300)]
+    ids = ",".join(f"'{e.message_id}'" for e in sample)
+    got = {
+        (source, message_id): ts
+        for source, message_id, ts in wh.execute(
+            "select source, message_id, event_timestamp from staging.stg_events "
             f"where message_id in ({ids})"
         ).fetchall()
-    )
-    assert got == expected
+    }
+    assert got == {(e.source, e.message_id): e.time for e in sample}
 
 
-def test_product_performance_matches_paid_order_items(built, wh, sent):
-    platform, _ = built
-    _, unique = sent
-    paid = {o["order_id"] for o in platform.shop.rows("orders") if o["status"] in PAID_STATUSES}
-    units: Counter[int] = Counter()
-    revenue: dict[int, Decimal] = defaultdict(Decimal)
-    for line in platform.shop.rows("order_items"):
-        if line["order_id"] in paid:
-            units[line["product_id"]] += line["quantity"]
-            revenue[line["product_id"]] += line["quantity"] * line["unit_price"]
-    views = Counter(
-        int(d.payload["properties"]["product_id"])
-        for d in unique
-        if d.payload.get("event") == "Product Viewed"
-    )
+def test_product_performance_matches_the_shops_sales(built, wh, behaviour, orders):
+    sales, events = orders.product_sales(), behaviour.product_events()
     rows = wh.execute(
-        "select product_id, views, units_sold, revenue from mart.mart_product_performance"
+        "select product_id, views, add_to_carts, units_sold, units_refunded, revenue, orders "
+        "from mart.mart_product_performance"
     ).fetchall()
-    assert len(rows) == len(platform.shop.rows("products"))
-    for product_id, v, u, rev in rows:
-        assert (v or 0) == views[product_id], product_id
-        assert (u or 0) == units[product_id], product_id
-        assert Decimal(rev or 0) == revenue[product_id], product_id
+    assert len(rows) == len(built[0].shop.rows("products"))
+    for product_id, views, adds, units, units_back, revenue, n in rows:
+        units_sold, refunded, usd, _, count, _ = sales.get(product_id, (0, 0, 0, 0, 0, 0))
+        assert (views, adds) == tuple(events.get(product_id, (0, 0))), product_id
+        assert (units, units_back, revenue, n) == (units_sold, refunded, usd, count), product_id
 
 
-def test_user_lifetime_revenue_and_deleted_users(built, wh):
-    platform, _ = built
-    lifetime: dict[int, Decimal] = defaultdict(Decimal)
-    for order in platform.shop.rows("orders"):
-        if order["status"] in PAID_STATUSES:
-            lifetime[order["user_id"]] += order["total_amount"]
-    users = {u["user_id"] for u in platform.shop.rows("users")}
-    got = dict(
-        wh.execute("select user_id, lifetime_revenue from mart.mart_user_behavior").fetchall()
-    )
+def test_user_lifetime_revenue_and_deleted_users(built, wh, orders):
+    users = {u["user_id"] for u in built[0].shop.rows("users")}
+    got = {
+        user_id: (n, revenue)
+        for user_id, n, revenue in wh.execute(
+            "select user_id, orders, lifetime_revenue from mart.mart_user_behavior"
+        ).fetchall()
+    }
     assert set(got) == users  # deleted accounts are gone from current state
     for user_id in users:
-        assert Decimal(got[user_id] or 0) == lifetime.get(user_id, Decimal(0)), user_id
+        kept = orders.kept(user_id)
+        assert got[user_id] == (len(kept), sum(o.usd for o in kept)), user_id
 
 
-def test_funnel_order_sessions_match_sessionized_events(built, wh, sent):
-    _, unique = sent
-    by_visitor: dict[str, list] = defaultdict(list)
-    for d in unique:
-        if not d.payload.get("anonymousId"):
-            continue  # server-side events belong to no browsing session
-        m = parse_message(d.payload)
-        ts = corrected_timestamp(m.event_time_as_sent, m.sentAt, d.received_at)
-        by_visitor[d.payload["anonymousId"]].append((ts, d.payload.get("event")))
-    expected: Counter[date] = Counter()
-    for events in by_visitor.values():
-        events.sort(key=lambda e: e[0])
-        session_start, ordered, last = None, False, None
-        for ts, name in events:
-            if last is None or ts - last > timedelta(minutes=30):
-                if ordered:
-                    expected[session_start.date()] += 1
-                session_start, ordered = ts, False
-            ordered = ordered or name == "Order Completed"
-            last = ts
-        if ordered:
-            expected[session_start.date()] += 1
-    got = dict(
-        wh.execute(
-            "select session_date, sum(order_sessions) from mart.mart_conversion_funnel group by 1"
+def test_funnel_matches_the_sessions_of_the_shops_events(wh, behaviour):
+    expected = behaviour.funnel()
+    got = {
+        (r[0], r[1], r[2]): list(r[3:])
+        for r in wh.execute(
+            "select session_date, device_type, traffic_source, sessions, product_view_sessions, "
+            "add_to_cart_sessions, checkout_sessions, payment_sessions, order_sessions, "
+            "converting_sessions from mart.mart_conversion_funnel"
         ).fetchall()
-    )
-    assert {d: n for d, n in got.items() if n} == dict(expected)
+    }
+    assert got == expected
+    assert sum(v[5] for v in expected.values()) > 0
 
 
 def test_definitions_lineage_groups_and_refresh_wiring(dbt_manifest):

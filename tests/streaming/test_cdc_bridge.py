@@ -254,6 +254,87 @@ def test_poison_records_go_to_the_dead_letter_topic(kafka: str, prefix: str) -> 
     )
 
 
+def hostile(prefix: str) -> list[tuple[str, bytes | None, bytes]]:
+    """Records of issue 12's reproductions: each once crashed the bridge (and, its offset
+    uncommitted, again after every restart)."""
+    table, key, value = change(prefix, "c", 9, 90)
+    document = json.loads(value)
+
+    def with_source(**fields: Any) -> bytes:
+        return json.dumps({**document, "source": {**document["source"], **fields}}).encode()
+
+    decimal_field = {
+        "field": "total_amount",
+        "name": "org.apache.kafka.connect.data.Decimal",
+        "parameters": {"scale": "2"},
+    }
+    bad_decimal = {
+        "schema": {"type": "struct", "fields": [{"field": "after", "fields": [decimal_field]}]},
+        "payload": {**document, "after": {"order_id": 9, "total_amount": "%%%"}},
+    }
+    return [
+        (table, key, b'{"op":"c","after":{},"source":{"table":"orders","lsn":1,"ts_ms":1e20}}'),
+        (table, key, with_source(txId="x")),
+        (table, key, with_source(txId={})),
+        (table, key, json.dumps({"schema": "x", "payload": document}).encode()),
+        (table, key, json.dumps(bad_decimal).encode()),
+        (table, key, b"[" * 100_000 + b"]" * 100_000),
+        (table, key, with_source(lsn=2**64)),
+    ]
+
+
+def dead_letters(bootstrap: str, prefix: str, count: int) -> list[Any]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{prefix}-dlq-reader",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([dead_letter_topic(prefix)])
+    letters = []
+    deadline = time.monotonic() + 60
+    while len(letters) < count and time.monotonic() < deadline:
+        message = consumer.poll(1)
+        if message is not None and message.error() is None:
+            letters.append(message)
+    consumer.close()
+    return letters
+
+
+def test_hostile_records_are_dead_lettered_and_never_stop_the_bridge(
+    kafka: str, prefix: str
+) -> None:
+    records = hostile(prefix)
+    produce(kafka, prefix, [*records, change(prefix, "c", 1, 10)])
+    sink = RecordingSink()
+    stats = run(Bridge(config(kafka, prefix), sink))
+    assert stats.dead_letters == len(records)
+    assert [r["lsn"] for r in sink.rows] == [10]
+    assert committed(kafka, f"{prefix}-group", topics(prefix)) == end_offsets(kafka, topics(prefix))
+    letters = dead_letters(kafka, prefix, len(records))
+    assert sorted(m.value() for m in letters) == sorted(value for _, _, value in records)
+    reasons = [dict(m.headers())["__connect.errors.exception.message"] for m in letters]
+    assert all(reasons), reasons
+    kinds = {dict(m.headers())["__connect.errors.exception.class.name"] for m in letters}
+    assert b"RawSchemaMismatch" in kinds  # the LSN of 2**64: parsed, then refused by INT64
+    # a restart finds nothing left to trip over
+    again = run(Bridge(config(kafka, prefix), RecordingSink()))
+    assert again.records == 0 and again.dead_letters == 0
+
+
+def test_a_batch_without_rows_is_committed(kafka: str, prefix: str) -> None:
+    """Regression of 48af0c6: a sealed batch of only a tombstone has no write, and the loop
+    called .done() on its missing future (AttributeError), again after every restart."""
+    table, key, _ = change(prefix, "d", 3, 30)
+    produce(kafka, prefix, [(table, key, None)])
+    sink = RecordingSink()
+    stats = run(Bridge(config(kafka, prefix), sink), max_idle=2)
+    assert stats.skipped == 1 and stats.rows == 0 and sink.calls == 0
+    assert stats.batches == 1
+    assert committed(kafka, f"{prefix}-group", topics(prefix)) == end_offsets(kafka, topics(prefix))
+
+
 def test_tombstones_heartbeats_and_unknown_tables(kafka: str, prefix: str) -> None:
     table, key, value = change(prefix, "d", 5, 50)
     unknown = change(prefix, "c", 6, 60, table="coupons")
@@ -316,6 +397,73 @@ def test_metrics(kafka: str, prefix: str) -> None:
     assert value("cdc_bridge_dead_letters_total", {"topic": f"{prefix}.public.orders"}) == 1
     assert value("cdc_bridge_batch_seconds_count") >= 1
     assert value("cdc_bridge_source_to_raw_seconds_count") == 2
+
+
+def lag_series(metrics: BridgeMetrics) -> set[tuple[str, str]]:
+    return {
+        (sample.labels["topic"], sample.labels["partition"])
+        for family in metrics.registry.collect()
+        if family.name == "cdc_bridge_consumer_lag"
+        for sample in family.samples
+    }
+
+
+def test_lag_is_reported_once_per_partition_after_a_rebalance(kafka: str, prefix: str) -> None:
+    """Two members of one group: each partition's lag series lives in exactly one of them.
+    Before the fix the first member kept the series of the partitions it handed over, so a
+    sum over pods counted them twice."""
+    topic = f"{prefix}.public.orders"
+    produce(kafka, prefix, [change(prefix, "c", i, i) for i in range(1, 41)])
+    partitions = {(topic, str(tp.partition)) for tp in existing_partitions(kafka, topic)}
+    assert len(partitions) >= 2  # the mock cluster makes 4
+    fast_stats = {"statistics.interval.ms": 300}
+    members = []
+    try:
+        for _ in range(2):
+            metrics = BridgeMetrics()
+            bridge = Bridge(
+                config(kafka, prefix, topics=[topic], consumer=fast_stats), RecordingSink(), metrics
+            )
+            thread = threading.Thread(target=bridge.run, daemon=True)
+            thread.start()
+            members.append((bridge, metrics, thread))
+            if len(members) == 1:  # the first one alone reports every partition
+                wait_until(lambda m=metrics: lag_series(m) == partitions, "the first member's lag")
+
+        def split_once() -> bool:
+            first, second = (lag_series(m) for _, m, _ in members)
+            return bool(first) and bool(second) and first | second == partitions
+
+        wait_until(
+            split_once,
+            lambda: f"both members to report lag: {[lag_series(m) for _, m, _ in members]}",
+        )
+        time.sleep(1.5)  # a few more statistics callbacks: no stale series comes back
+        first, second = (lag_series(m) for _, m, _ in members)
+        assert not first & second, f"reported twice: {first & second}"
+        assert first | second == partitions
+        assert all(thread.is_alive() for _, _, thread in members), "a member stopped"
+    finally:
+        for bridge, _, thread in members:
+            bridge.stop()
+            thread.join(60)
+
+
+def existing_partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "metadata"})
+    try:
+        return existing(consumer, [topic])
+    finally:
+        consumer.close()
+
+
+def wait_until(condition: Any, what: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, (
+            f"timed out waiting for {what() if callable(what) else what}"
+        )
+        time.sleep(0.1)
 
 
 def test_sigterm_delivers_what_is_buffered(kafka: str, prefix: str, tmp_path: Path) -> None:

@@ -549,3 +549,75 @@ def test_missing_publication_is_a_clear_error(case: dict[str, str]) -> None:
     )
     with pytest.raises(CaptureError, match="publication 'nope' does not exist"):
         Capture(config).run()
+
+
+def test_a_table_without_replica_identity_full_is_refused(case: dict[str, str]) -> None:
+    """Under REPLICA IDENTITY DEFAULT an update sends an unchanged TOASTed value only as
+    "unchanged", with no old row to fill it from: the event would say NULL. The capture refuses
+    to start, naming the table and the fix."""
+    execute(case["dsn"], "alter table products replica identity default")
+    config = CaptureConfig(
+        dsn=case["dsn"], bootstrap=case["bootstrap"], prefix=case["prefix"], slot=case["slot"]
+    )
+    with pytest.raises(CaptureError) as caught:
+        Capture(config).run()
+    message = str(caught.value)
+    assert "public.products" in message and "DEFAULT" in message
+    assert 'ALTER TABLE "public"."products" REPLICA IDENTITY FULL' in message
+    assert slot(case["dsn"], case["slot"]) is None  # refused before making a slot
+
+
+def test_unchanged_toasted_values_are_carried_through_an_update(case: dict[str, str]) -> None:
+    """Under REPLICA IDENTITY FULL (the migrations set it) a large value stored out of line
+    (TOAST) and left unchanged by an update is in the event's `after`, not NULL."""
+    big = "".join(f"{i:08x}" for i in range(40_000))  # 320 kB, far above the TOAST threshold
+    running = Running(case)
+    try:
+        running.wait_streaming()
+        execute(
+            case["dsn"],
+            "insert into products (product_id, sku, name, category, price, created_at, "
+            f"updated_at) values (77, 'sku-77', '{big}', 'toys', 9.99, now(), now())",
+        )
+        execute(case["dsn"], "update products set price = 12.50 where product_id = 77")
+        running.wait_confirmed()
+    finally:
+        running.stop()
+    updates = [
+        change
+        for record, change in parsed(consume_all(case["bootstrap"], case["prefix"], ("products",)))
+        if change.op == "u"
+    ]
+    assert len(updates) == 1
+    after = json.loads(updates[0].after)
+    assert after["price"] == "12.50"
+    assert after["name"] == big
+
+
+def test_a_slot_that_lost_its_wal_is_a_clear_error(
+    server: LocalPostgres, kafka: str, request: pytest.FixtureRequest
+) -> None:
+    """max_slot_wal_keep_size (set on the local server and on Cloud SQL) invalidates a slot
+    that fell too far behind instead of filling the disk; the capture then stops with what
+    happened and what to do, rather than streaming with a hole."""
+    with psycopg.connect(server.dsn("postgres")) as conn:
+        keep = conn.execute("show max_slot_wal_keep_size").fetchone()[0]
+    assert keep != "-1", "the local server must bound the WAL a slot can hold"
+    # a server of its own whose bound is tiny (the setting is fixed at start)
+    with temporary_postgres(settings={"max_slot_wal_keep_size": "1MB"}) as small:
+        name = "lostwal"
+        dsn = fresh_database(small, name)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("select pg_create_logical_replication_slot(%s, 'pgoutput')", (name,))
+            conn.execute("create table wal_filler (x int)")
+            for _ in range(6):  # write and switch past a few 16 MB segments
+                conn.execute("insert into wal_filler select generate_series(1, 1000)")
+                conn.execute("select pg_switch_wal()")
+            conn.execute("checkpoint")
+            status = conn.execute(
+                "select wal_status from pg_replication_slots where slot_name = %s", (name,)
+            ).fetchone()[0]
+        assert status == "lost"
+        config = CaptureConfig(dsn=dsn, bootstrap=kafka, prefix=name, slot=name)
+        with pytest.raises(CaptureError, match="lost WAL"):
+            Capture(config).run()

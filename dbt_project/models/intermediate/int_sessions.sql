@@ -5,13 +5,14 @@
     )
 }}
 
-{%- set timeout_seconds = (var('session_timeout_minutes', 30) | int) * 60 %}
+{%- set timeout_minutes = var('session_timeout_minutes', 30) | int %}
 
 with
 
 events as (
     select
         message_id,
+        source,
         anonymous_id,
         user_id,
         event_type,
@@ -19,73 +20,65 @@ events as (
         event_timestamp,
         device_type,
         traffic_source,
-        source,
+        campaign,
+        order_id,
         lag(event_timestamp) over (
             partition by anonymous_id
-            order by event_timestamp, message_id
+            order by event_timestamp, source, message_id
         ) as previous_event_at
     from {{ ref('stg_events') }}
     where anonymous_id is not null
 ),
 
--- a new session starts with a visitor's first event or after 30 minutes of inactivity
+-- a session starts with a visitor's first event, or with an event more than 30 minutes
+-- (to the microsecond) after the visitor's previous one
 session_starts as (
     select
         *,
         case
             when previous_event_at is null then 1
-            when {{ dbt.datediff('previous_event_at', 'event_timestamp', 'second') }} > {{ timeout_seconds }} then 1
+            when event_timestamp > {{ timestamp_add_minutes('previous_event_at', timeout_minutes) }} then 1
             else 0
         end as is_session_start
     from events
 ),
 
-numbered as (
+sessionized as (
     select
         *,
         sum(is_session_start) over (
             partition by anonymous_id
-            order by event_timestamp, message_id
+            order by event_timestamp, source, message_id
             rows between unbounded preceding and current row
-        ) as session_number
+        ) as session_number,
+        row_number() over (
+            partition by anonymous_id
+            order by event_timestamp, source, message_id
+        ) as visitor_event_number
     from session_starts
 ),
 
-sessionized as (
-    select
-        *,
-        row_number() over (
-            partition by anonymous_id, session_number
-            order by event_timestamp, message_id
-        ) as event_number
-    from numbered
-),
-
--- who the visitor was: the latest user_id of the session, else the latest ever seen
-session_users as (
+-- the ordered funnel: each step counts only after the previous step, in the same session;
+-- only track events count (a page or screen named like a step is not one)
+funnel_events as (
     select
         anonymous_id,
         session_number,
-        user_id,
-        row_number() over (
-            partition by anonymous_id, session_number
-            order by event_timestamp desc, message_id desc
-        ) as user_rank
+        event_name,
+        event_timestamp
     from sessionized
-    where user_id is not null
+    where
+        event_type = 'track'
+        and event_name in (
+            'Product Viewed', 'Product Added', 'Checkout Started', 'Payment Info Entered', 'Order Completed'
+        )
 ),
 
-visitor_users as (
-    select
-        anonymous_id,
-        user_id,
-        row_number() over (
-            partition by anonymous_id
-            order by event_timestamp desc, message_id desc
-        ) as user_rank
-    from sessionized
-    where user_id is not null
-),
+{{ funnel_step(none, 'Product Viewed', 'viewed_at') }},
+{{ funnel_step('viewed_at', 'Product Added', 'added_at') }},
+{{ funnel_step('added_at', 'Checkout Started', 'checkout_at') }},
+{{ funnel_step('checkout_at', 'Payment Info Entered', 'payment_at') }},
+{{ funnel_step('payment_at', 'Order Completed', 'ordered_at') }},
 
 sessions as (
     select
@@ -93,13 +86,15 @@ sessions as (
         session_number,
         min(event_timestamp) as session_start,
         max(event_timestamp) as session_end,
+        min(visitor_event_number) as first_event_number,
         count(*) as events,
         count(case when event_type in ('page', 'screen') then 1 end) as page_views,
-        count(case when event_name = 'Product Viewed' then 1 end) as product_views,
-        {{ dbt.bool_or("event_name = 'Product Added'") }} as has_add_to_cart,
-        {{ dbt.bool_or("event_name = 'Checkout Started'") }} as has_checkout,
-        {{ dbt.bool_or("event_name = 'Payment Info Entered'") }} as has_payment_info,
-        {{ dbt.bool_or("event_name = 'Order Completed'") }} as has_order
+        count(case when event_type = 'track' and event_name = 'Product Viewed' then 1 end) as product_views,
+        count(case when event_type = 'track' and event_name = 'Product Added' then 1 end) as cart_adds,
+        count(case when event_type = 'track' and event_name = 'Checkout Started' then 1 end) as checkouts_started,
+        count(distinct case when event_type = 'track' and event_name = 'Order Completed' then order_id end)
+            as orders_completed,
+        count(case when event_type = 'track' and event_name = 'Order Completed' then 1 end) as order_events
     from sessionized
     group by anonymous_id, session_number
 ),
@@ -107,45 +102,78 @@ sessions as (
 first_events as (
     select
         anonymous_id,
-        session_number,
+        visitor_event_number,
         device_type,
         traffic_source,
+        campaign,
         source
     from sessionized
-    where event_number = 1
+    where is_session_start = 1
+),
+
+-- who the visitor was: the latest shop user id of the session, else the latest ever seen
+identified as (
+    select
+        anonymous_id,
+        session_number,
+        {{ parse_integer('user_id') }} as user_id,
+        row_number() over (
+            partition by anonymous_id, session_number
+            order by event_timestamp desc, source desc, message_id desc
+        ) as session_rank,
+        row_number() over (
+            partition by anonymous_id
+            order by event_timestamp desc, source desc, message_id desc
+        ) as visitor_rank
+    from sessionized
+    where {{ parse_integer('user_id') }} is not null
 )
 
 select
     {{ dbt.hash(dbt.concat([
-        'sessions.anonymous_id', "'-'", dbt.safe_cast('sessions.session_start', dbt.type_string())
+        'sessions.anonymous_id', "'-'", dbt.safe_cast(epoch_microseconds('sessions.session_start'), dbt.type_string())
     ])) }} as session_id,
     sessions.anonymous_id,
     coalesce(session_users.user_id, visitor_users.user_id) as user_id,
+    cast(sessions.session_number as {{ dbt.type_bigint() }}) as session_number,
     sessions.session_start,
     sessions.session_end,
     cast(sessions.session_start as date) as session_date,
     first_events.device_type,
     first_events.traffic_source,
+    first_events.campaign,
     first_events.source,
     sessions.events,
     sessions.page_views,
     sessions.product_views,
-    sessions.product_views > 0 as has_product_view,
-    sessions.has_add_to_cart,
-    sessions.has_checkout,
-    sessions.has_payment_info,
-    sessions.has_order
+    sessions.cart_adds,
+    sessions.checkouts_started,
+    sessions.orders_completed,
+    viewed.viewed_at is not null as reached_product_view,
+    added.added_at is not null as reached_add_to_cart,
+    checkout.checkout_at is not null as reached_checkout,
+    payment.payment_at is not null as reached_payment,
+    ordered.ordered_at is not null as reached_order,
+    sessions.cart_adds > 0 as has_add_to_cart,
+    sessions.checkouts_started > 0 as has_checkout,
+    sessions.order_events > 0 as has_order
 from sessions
 inner join first_events
     on
         sessions.anonymous_id = first_events.anonymous_id
-        and sessions.session_number = first_events.session_number
-left join session_users
+        and sessions.first_event_number = first_events.visitor_event_number
+left join identified as session_users
     on
         sessions.anonymous_id = session_users.anonymous_id
         and sessions.session_number = session_users.session_number
-        and session_users.user_rank = 1
-left join visitor_users
+        and session_users.session_rank = 1
+left join identified as visitor_users
     on
         sessions.anonymous_id = visitor_users.anonymous_id
-        and visitor_users.user_rank = 1
+        and visitor_users.visitor_rank = 1
+{%- for step in ('viewed', 'added', 'checkout', 'payment', 'ordered') %}
+left join {{ step }}
+    on
+        sessions.anonymous_id = {{ step }}.anonymous_id
+        and sessions.session_number = {{ step }}.session_number
+{%- endfor %}

@@ -5,37 +5,22 @@
     )
 }}
 
-with
-
-sessions as (
-    select * from {{ ref('int_sessions') }}
-),
-
-funnel as (
-    select
-        session_date,
-        device_type,
-        traffic_source,
-        count(*) as sessions,
-        count(case when has_product_view then 1 end) as product_view_sessions,
-        count(case when has_add_to_cart then 1 end) as add_to_cart_sessions,
-        count(case when has_checkout then 1 end) as checkout_sessions,
-        count(case when has_payment_info then 1 end) as payment_sessions,
-        count(case when has_order then 1 end) as order_sessions
-    from sessions
-    group by session_date, device_type, traffic_source
-)
-
+-- The ordered conversion funnel per session_date x device_type x traffic_source (of the
+-- session's first event): sessions that reached each step after the step before, in the
+-- same session (int_sessions.reached_*), and sessions with any completed order.
 select
     session_date,
     device_type,
     traffic_source,
-    sessions,
-    product_view_sessions,
-    add_to_cart_sessions,
-    checkout_sessions,
-    payment_sessions,
-    order_sessions,
-    {{ safe_divide('order_sessions', 'sessions') }} as conversion_rate,
-    {{ safe_divide('order_sessions', 'add_to_cart_sessions') }} as cart_to_order_rate
-from funnel
+    cast(count(*) as {{ dbt.type_bigint() }}) as sessions,
+    cast(count(case when reached_product_view then 1 end) as {{ dbt.type_bigint() }}) as product_view_sessions,
+    cast(count(case when reached_add_to_cart then 1 end) as {{ dbt.type_bigint() }}) as add_to_cart_sessions,
+    cast(count(case when reached_checkout then 1 end) as {{ dbt.type_bigint() }}) as checkout_sessions,
+    cast(count(case when reached_payment then 1 end) as {{ dbt.type_bigint() }}) as payment_sessions,
+    cast(count(case when reached_order then 1 end) as {{ dbt.type_bigint() }}) as order_sessions,
+    cast(count(case when has_order then 1 end) as {{ dbt.type_bigint() }}) as converting_sessions,
+    {{ safe_divide('count(case when has_order then 1 end)', 'count(*)') }} as conversion_rate,
+    {{ safe_divide('count(case when reached_order then 1 end)', 'count(case when reached_add_to_cart then 1 end)') }}
+        as cart_to_order_rate
+from {{ ref('int_sessions') }}
+group by session_date, device_type, traffic_source

@@ -4,6 +4,8 @@
     )
 }}
 
+-- Sales per UTC day in USD: a sale counts on the day its payment succeeded, a refund on
+-- the day it was made, a cancellation on the day the order was cancelled (fct_orders).
 with
 
 orders as (
@@ -12,9 +14,14 @@ orders as (
 
 bounds as (
     select
-        min(least(order_date, coalesce(refund_date, order_date))) as first_date,
-        max(greatest(order_date, coalesce(refund_date, order_date))) as last_date
+        min(least(
+            coalesce(sale_date, order_date), coalesce(refund_date, order_date), coalesce(cancel_date, order_date)
+        )) as first_date,
+        max(greatest(
+            coalesce(sale_date, order_date), coalesce(refund_date, order_date), coalesce(cancel_date, order_date)
+        )) as last_date
     from orders
+    where is_sale or is_refunded or is_cancelled
 ),
 
 calendar as (
@@ -23,24 +30,33 @@ calendar as (
 
 sales as (
     select
-        order_date as sales_date,
-        count(case when is_paid then 1 end) as orders,
-        sum(case when is_paid then total_amount end) as gross_revenue,
-        cast(sum(case when is_paid then items end) as {{ dbt.type_bigint() }}) as items_sold,
-        count(distinct case when is_paid then user_id end) as customers,
-        count(case when status = 'cancelled' then 1 end) as cancelled_orders
+        sale_date,
+        count(*) as orders,
+        sum(total_amount_usd) as gross_revenue,
+        sum(items) as items_sold,
+        count(distinct user_id) as customers
     from orders
-    group by order_date
+    where is_sale
+    group by sale_date
 ),
 
 refunds as (
     select
-        refund_date as sales_date,
+        refund_date,
         count(*) as refunded_orders,
-        sum(total_amount) as refunds
+        sum(total_amount_usd) as refunds
     from orders
-    where refund_date is not null
+    where is_refunded
     group by refund_date
+),
+
+cancellations as (
+    select
+        cancel_date,
+        count(*) as cancelled_orders
+    from orders
+    where is_cancelled
+    group by cancel_date
 ),
 
 daily as (
@@ -52,23 +68,25 @@ daily as (
         coalesce(sales.customers, 0) as customers,
         coalesce(refunds.refunded_orders, 0) as refunded_orders,
         coalesce(refunds.refunds, 0) as refunds,
-        coalesce(sales.cancelled_orders, 0) as cancelled_orders
+        coalesce(cancellations.cancelled_orders, 0) as cancelled_orders
     from calendar
     left join sales
-        on calendar.date_day = sales.sales_date
+        on calendar.date_day = sales.sale_date
     left join refunds
-        on calendar.date_day = refunds.sales_date
+        on calendar.date_day = refunds.refund_date
+    left join cancellations
+        on calendar.date_day = cancellations.cancel_date
 )
 
 select
     sales_date,
-    orders,
-    gross_revenue,
-    items_sold,
-    customers,
-    cast(round({{ safe_divide('gross_revenue', 'orders') }}, 2) as {{ dbt.type_numeric() }}) as average_order_value,
-    refunded_orders,
-    refunds,
-    gross_revenue - refunds as net_revenue,
-    cancelled_orders
+    cast(orders as {{ dbt.type_bigint() }}) as orders,
+    {{ to_money('gross_revenue') }} as gross_revenue,
+    cast(items_sold as {{ dbt.type_bigint() }}) as items_sold,
+    cast(customers as {{ dbt.type_bigint() }}) as customers,
+    {{ divide_money('gross_revenue', 'orders') }} as average_order_value,
+    cast(refunded_orders as {{ dbt.type_bigint() }}) as refunded_orders,
+    {{ to_money('refunds') }} as refunds,
+    {{ to_money('gross_revenue - refunds') }} as net_revenue,
+    cast(cancelled_orders as {{ dbt.type_bigint() }}) as cancelled_orders
 from daily

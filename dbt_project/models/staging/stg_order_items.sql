@@ -5,9 +5,5 @@ current_rows as (
 )
 
 select
-    {{ dbt.safe_cast(json_value('after', '$.order_id'), dbt.type_bigint()) }} as order_id,
-    {{ dbt.safe_cast(json_value('after', '$.line_number'), dbt.type_int()) }} as line_number,
-    {{ dbt.safe_cast(json_value('after', '$.product_id'), dbt.type_bigint()) }} as product_id,
-    {{ dbt.safe_cast(json_value('after', '$.quantity'), dbt.type_int()) }} as quantity,
-    {{ dbt.safe_cast(json_value('after', '$.unit_price'), dbt.type_numeric()) }} as unit_price
+    {{ order_item_columns('after') }}
 from current_rows

@@ -1,0 +1,3 @@
+from platform_assets.genai.docgen.cli import main
+
+raise SystemExit(main())

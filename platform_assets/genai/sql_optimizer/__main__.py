@@ -1,0 +1,3 @@
+from platform_assets.genai.sql_optimizer.cli import main
+
+raise SystemExit(main())
