@@ -4,12 +4,16 @@ while `make dev` refreshes the warehouse under live traffic; no read fails, no r
     uv run python -m bench.read_path                 # its own make dev (10 minutes of reads)
     uv run python -m bench.read_path --attach        # the `make dev` already running here
     uv run python -m bench.read_path --minutes 2 --events-per-second 4
+    uv run python -m bench.read_path --restart       # then: stop, restart, Ctrl-C, timed
 
 Prints: reads (failed, latency p50/p99, how old the snapshot was), the refreshes that ran
 meanwhile (failed, duration), and the cost of publishing the read snapshot after each dbt
 invocation (its time from every materialization's `read_snapshot_publish_ms`) next to a
 same-run baseline: one plain copy of the warehouse file on the same disk (the floor of any
-publish by copy). Exit code 1 if a read or a refresh failed. An opt-in soak, not a test.
+publish by copy). With --restart, then the lifecycle: SIGTERM stop, restart (no backfill),
+Ctrl-C stop, each timed, with the processes and listening ports left behind (none expected).
+Exit code 1 if a read or a refresh failed, or a stop left anything. An opt-in soak, not a
+test.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,7 +35,14 @@ from typing import Any
 import httpx
 
 from bench.stats import percentile
-from devtools.dev.launch import RunningDev, isolated_env, start_dev, stop_dev
+from devtools.dev.launch import (
+    RunningDev,
+    isolated_env,
+    left_behind,
+    platform_processes,
+    start_dev,
+    stop_dev,
+)
 from devtools.dev.settings import DevSettings
 from platform_core.settings import Settings
 
@@ -77,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attach", action="store_true", help="use the running make dev")
     parser.add_argument("--events-per-second", type=float, default=2)
     parser.add_argument("--backfill-days", type=int, default=14)
+    parser.add_argument(
+        "--restart", action="store_true", help="then stop, restart and stop make dev, timed"
+    )
     args = parser.parse_args(argv)
     if args.attach:
         return soak(attached(), args.minutes)
@@ -91,10 +106,31 @@ def main(argv: list[str] | None = None) -> int:
     dev = start_dev(root / "data", env, root / "make-dev.log")
     try:
         print(dev.up_line, flush=True)
-        return soak(started(dev), args.minutes)
+        failed = soak(started(dev), args.minutes)
+        if args.restart:
+            failed |= stop_and_check(dev, signal.SIGTERM)
+            dev = start_dev(root / "data", env, root / "make-dev.log")
+            print(f"restart: {dev.up_line}", flush=True)
+            failed |= stop_and_check(dev, signal.SIGINT)
+        return failed
     finally:
-        print(f"make dev stopped in {stop_dev(dev):.1f}s", flush=True)
+        if dev.process.poll() is None:
+            print(f"make dev stopped in {stop_dev(dev):.1f}s", flush=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def stop_and_check(dev: RunningDev, sig: int) -> int:
+    """Stop make dev as SIGTERM or Ctrl-C would: its time, and what it left behind."""
+    pids, ports = platform_processes(dev)
+    seconds = stop_dev(dev, sig)
+    processes, listening = left_behind(pids, ports)
+    print(
+        f"make dev stopped by {signal.Signals(sig).name} in {seconds:.1f}s (exit code "
+        f"{dev.process.returncode}): {len(processes)} of {len(pids)} processes and "
+        f"{len(listening)} of {len(ports)} listening ports left",
+        flush=True,
+    )
+    return int(bool(processes or listening or dev.process.returncode))
 
 
 def attached() -> Target:

@@ -41,30 +41,16 @@ MART_FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 
 
-# Who answers for a model when its yml names nobody (`meta: {owner: ...}` or dagster-dbt's
-# `meta: {dagster: {owners: [...]}}`): the platform team for staging, analytics for marts.
-LAYER_OWNERS = {"staging": "team:data-platform", "mart": "team:analytics"}
-
-
 class PlatformTranslator(DagsterDbtTranslator):
-    """raw sources map onto the raw AssetSpecs; models group by layer, with an owner and the
-    description of their yml; marts carry the freshness SLA. No automation conditions: the raw
-    sensor requests refreshes (see README)."""
+    """raw sources map onto the raw AssetSpecs; models group by layer, with the owners of
+    dbt_project.yml and the description of their yml; marts carry the freshness SLA. No
+    automation conditions: the raw sensor requests refreshes (see README)."""
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str] | None:
         if dbt_resource_props["resource_type"] == "source":
             return None  # the raw AssetSpecs own the raw tables
-        owners = super().get_owners(dbt_resource_props)
-        if owners:
-            return owners
-        meta = {
-            **(dbt_resource_props.get("config") or {}).get("meta", {}),
-            **dbt_resource_props.get("meta", {}),
-        }
-        owner = meta.get("owner")
-        if owner:
-            return [owner] if isinstance(owner, str) else list(owner)
-        return [LAYER_OWNERS[self._layer(dbt_resource_props)]]
+        # dbt_project.yml names them per layer (`+meta: {dagster: {owners: [...]}}`)
+        return super().get_owners(dbt_resource_props)
 
     def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)

@@ -41,7 +41,6 @@ def _spec(table: RawTable, storage_kind: str) -> dg.AssetSpec:
             "partitioned_by": table.partition_column,
         },
         tags={"layer": "raw"},
-        owners=["team:data-platform"],
         freshness_policy=RAW_EVENTS_FRESHNESS if table.name == "events" else None,
     )
 

@@ -37,7 +37,9 @@ def test_every_asset_has_group_kind_owner_and_description(dbt_manifest: Path) ->
         assert node.description and len(node.description) > 20, key
         if layer == "mart":
             assert node.freshness_policy is not None, key
-    assert graph.get(dg.AssetKey(["mart", "mart_daily_sales"])).owners == ["team:analytics"]
+    assert graph.get(dg.AssetKey(["mart", "mart_daily_sales"])).owners == [
+        "team:analytics-engineering"
+    ]
     assert graph.get(dg.AssetKey(["raw", "events"])).owners == ["team:data-platform"]
 
 

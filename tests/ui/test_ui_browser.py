@@ -110,7 +110,7 @@ def test_a_mart_page_shows_owner_description_and_freshness(page, live_platform, 
     page.get_by_text("Freshness policy").first.wait_for()
     page.screenshot(path=tmp_path / "mart.png")
     body = page.inner_text("body")
-    assert node.owners == ["team:analytics"] and "analytics" in body
+    assert node.owners == ["team:analytics-engineering"] and "analytics-engineering" in body
     assert node.description.split(".")[0] in body.replace("\n", " ")
     assert re.search(r"Freshness policy\s+(Passing|Warning|Failing)", body), body[:2000]
 

@@ -7,12 +7,9 @@ Runs after the other tests of this folder (file order): it stops the session's p
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import socket
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import duckdb
@@ -21,78 +18,26 @@ import pytest
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
-from devtools.dev.launch import RunningDev, start_dev, stop_dev
+from devtools.dev.launch import (
+    RunningDev,
+    left_behind,
+    platform_processes,
+    start_dev,
+    stop_dev,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 STOP_LIMIT_SECONDS = 30
 
 
-def descendants(pid: int) -> set[int]:
-    """Every process below `pid` (by parent links in /proc), whatever its session."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    found, frontier = set(), {pid}
-    while frontier:
-        children = {child for child, parent in parents.items() if parent in frontier}
-        frontier = children - found
-        found |= children
-    return found
-
-
-def listening_ports(pids: set[int]) -> set[int]:
-    """TCP ports the given processes listen on (from their sockets' inodes)."""
-    inodes = set()
-    for pid in pids:
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if target.startswith("socket:["):
-                    inodes.add(target[8:-1])
-        except OSError:
-            continue
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
-
-
-def alive(pids: set[int]) -> set[int]:
-    still = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            still.add(pid)
-    return still
-
-
-def refused(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
 def assert_stops_cleanly(platform: RunningDev, sig: int) -> float:
-    pids = descendants(platform.process.pid)
-    ports = listening_ports(pids | {platform.process.pid})
+    pids, ports = platform_processes(platform)
     assert len(pids) >= 8 and ports, (pids, ports)  # the whole platform was running
     seconds = stop_dev(platform, sig)
     assert platform.process.returncode == 0, platform.log()[-3000:]
     assert seconds < STOP_LIMIT_SECONDS, f"stopped in {seconds:.1f}s"
-    assert alive(pids) == set(), "processes left behind"
-    assert [port for port in ports if not refused(port)] == []
+    assert left_behind(pids, ports) == (set(), set())
     return seconds
 
 
