@@ -25,6 +25,10 @@ treats parent updates that happen while a run of the asset is in flight as handl
 run completes, so rows that land during the last refresh of a burst are not refreshed until
 more data arrives (the benchmark's tail). Use it with the dbt assets' automation conditions
 removed, or both would refresh the same assets.
+
+In either mode the first tick (no cursor, or another lake/dataset) only takes stock of what
+raw holds and queues nothing: that data is a first build's (`make dev` launches one, a new
+deployment backfills), and a refresh of whole tables before it fails on missing upstreams.
 """
 
 import json
@@ -254,7 +258,7 @@ def evaluate_raw_tables(
                 metadata["event_days_outside_partitions"] = dg.MetadataValue.json(outside)
             if not baseline:
                 cursor.pending_days = sorted(set(cursor.pending_days) | set(late))
-        if refresh_latest:
+        if refresh_latest and not baseline:  # what raw held before is the first build's
             cursor.dirty = sorted(set(cursor.dirty) | {table})
         events.append(
             dg.AssetMaterialization(
