@@ -134,11 +134,12 @@ def test_materialize_a_mart_from_the_ui_and_see_its_checks(page, live_platform, 
 
     # the asset's Checks tab: every check, with this run's result
     page.goto(f"{live_platform.ui}/assets/mart/mart_daily_sales?view=checks")
-    page.get_by_text(sorted(checks)[0]).first.wait_for()
+    # long names show as their start ... end (the whole name is in a hidden element)
+    page.get_by_text(f"Checks ({len(checks)})").first.wait_for()
     page.screenshot(path=tmp_path / "checks.png")
     listing = page.inner_text("body")
     for name in checks:
-        assert name[:20] in listing, name
+        assert name[:12] in listing and name[-12:] in listing, name
     assert "In Progress" not in listing  # nothing else runs: the platform sends no traffic
 
 

@@ -84,7 +84,9 @@ def test_sigterm_stops_everything_then_a_restart_keeps_the_data_and_ctrl_c_stops
             kept = con.execute("select sum(orders), count(*) from mart.mart_daily_sales")
             assert kept.fetchone() == sales  # nothing was sent meanwhile: the same marts
         with psycopg.connect(again.dsn) as conn:
-            assert conn.execute("select count(*) from users").fetchone()[0] == users
+            # kept, not backfilled again (that would double it); the shop applies what fell
+            # due while it was off (sign-ups and status changes of earlier sessions)
+            assert users <= conn.execute("select count(*) from users").fetchone()[0] < users + 50
         # ended by its worker on SIGTERM, or marked failed by the restart: not in flight
         status = client(again).get_run_status(in_flight)
         assert status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED), status
