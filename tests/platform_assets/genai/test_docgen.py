@@ -116,7 +116,7 @@ def test_asset_pages_carry_layout_owner_sla_lineage_schema_checks(pages: dict[st
     assert "| Owner | team:analytics-engineering |" in orders
     assert "older than 30 min, warns after 15 min" in orders
     assert "| `unique_fct_orders_order_id` | yes |" in orders  # blocking dbt test
-    assert "| `order_id` | INT64 | Primary key. | not_null, unique |" in orders
+    assert "| `order_id` | int64 | Primary key. | not_null, unique |" in orders  # its contract
     raw = pages["assets/raw/events.md"]
     assert "Check `freshness`: column received_at, error_after 30 min." in raw
     assert "[collector](../../pipelines/collector.md)" in raw
