@@ -10,10 +10,12 @@ endif
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PYTEST_ARGS ?=
 
-.PHONY: help env generate-events demo test test-fast lint format ui prepare clean docs docs-check
+.PHONY: help env generate-events demo dev dev-reset test test-fast lint format ui prepare clean docs docs-check
 
 help:
 	@echo "make demo             run the platform end to end on the local default"
+	@echo "make dev              the whole platform live (UI, collector, CDC, Beam) until Ctrl-C"
+	@echo "make dev-reset        delete what make dev keeps (data/dev), to start over"
 	@echo "make test             run every test (make test-fast skips the slow end-to-end ones)"
 	@echo "make generate-events  land a synthetic 30-day shop in the local raw lake"
 	@echo "make ui               open the Dagster UI (http://127.0.0.1:3000)"
@@ -36,6 +38,13 @@ generate-events: env
 
 demo: prepare
 	$(RUN) python -m devtools.demo
+
+# exec: Ctrl-C and SIGTERM reach the supervisor itself, which stops everything within 30 s
+dev: prepare
+	exec $(RUN) python -m devtools.dev
+
+dev-reset: env
+	$(RUN) python -m devtools.dev reset
 
 test: prepare
 	$(RUN) pytest $(PYTEST_ARGS)

@@ -6,6 +6,7 @@ and is stopped by that group's id only, so nothing else on the machine is touche
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -48,17 +49,40 @@ def stop_process_group(
     process: subprocess.Popen, timeout: float = 10, kill_wait: float = 10
 ) -> int | None:
     """SIGTERM the process group of a process started with `start_new_session`, wait up to
-    `timeout`, then SIGKILL the group; returns the exit code."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(kill_wait)
-        except ProcessLookupError:
-            pass
+    `timeout` for the whole group to exit (not just its leader: a Dagster run worker still
+    recording its end, say), then SIGKILL what is left of it; returns the leader's exit code."""
+    group = process.pid
+    if process.poll() is None or group_alive(group):
+        _signal_group(group, signal.SIGTERM)
+        if not _wait_for_group(process, timeout):
+            _signal_group(group, signal.SIGKILL)
+            _wait_for_group(process, kill_wait)
     return process.returncode
+
+
+def group_alive(group: int) -> bool:
+    """Does any process of the process group still exist?"""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member runs as another user (PostgreSQL): it exists
+        return True
+    return True
+
+
+def _signal_group(group: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, sig)
+
+
+def _wait_for_group(process: subprocess.Popen, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while process.poll() is None or group_alive(process.pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 @dataclass

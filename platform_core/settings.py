@@ -331,6 +331,12 @@ class Settings:
         return self.duckdb_path or self.data_path / "warehouse.duckdb"
 
     @property
+    def warehouse_read_path(self) -> Path:
+        """Where every reader opens the local warehouse (analysts, the quality checks, the
+        CDC reconciliation): a copy of DUCKDB_PATH published after each dbt invocation."""
+        return read_path_of(self.warehouse_path)
+
+    @property
     def spool_path(self) -> Path:
         return self.collector_spool_dir or self.data_path / "spool"
 
@@ -361,6 +367,12 @@ class Settings:
             "BQ_LOCATION": self.bq_location,
             "BQ_RAW_DATASET": self.bq_raw_dataset,
         }
+
+
+def read_path_of(warehouse: Path) -> Path:
+    """The read copy of a warehouse file: `read/<same file name>` beside it (the same name
+    keeps DuckDB's catalog name, which fully qualified names use)."""
+    return warehouse.parent / "read" / warehouse.name
 
 
 class ServiceUnavailable(RuntimeError):

@@ -2,9 +2,10 @@
 
 A job, not an asset: compaction produces no new dataset, it rewrites the layout of the raw
 tables with the same rows. It records an AssetObservation per raw table it touched (files
-before/after, rows, bytes), which never triggers downstream refreshes. The run carries the
-warehouse tag shared with the dbt runs (platform_assets.warehouse_runs), so a run-queue
-limit of 1 on that tag keeps compaction from deleting files a dbt query is about to open.
+before/after, rows, bytes), which never triggers downstream refreshes. Its op is in the
+warehouse pool shared with the dbt assets (platform_assets.warehouse_runs), so the local
+instance's limit of one run per pool keeps compaction from deleting files a dbt query is
+about to open.
 On BigQuery there is nothing to do (BigQuery manages its storage); the op says so.
 
 No `from __future__ import annotations`: Dagster inspects the op's context annotation.
@@ -14,7 +15,7 @@ import dagster as dg
 
 from platform_assets.raw.assets import raw_asset_key
 from platform_assets.resources import PlatformResource
-from platform_assets.warehouse_runs import warehouse_tags
+from platform_assets.warehouse_runs import WAREHOUSE_POOL, warehouse_tags
 from platform_core.raw.schema import RAW_TABLES
 from streaming.raw.compaction import DEFAULT_TARGET_BYTES, compact_lake
 
@@ -25,7 +26,10 @@ class CompactionConfig(dg.Config):
     target_mb: int = DEFAULT_TARGET_BYTES // (1024 * 1024)
 
 
-@dg.op(description="Merge each raw partition's small Parquet files older than the grace period.")
+@dg.op(
+    description="Merge each raw partition's small Parquet files older than the grace period.",
+    pool=WAREHOUSE_POOL,  # never while dbt reads the files it rewrites
+)
 def compact_lake_files(
     context: dg.OpExecutionContext, config: CompactionConfig, platform: PlatformResource
 ) -> dict:

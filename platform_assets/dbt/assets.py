@@ -25,10 +25,12 @@ from dagster_dbt import (
 from packaging import version
 
 from platform_assets.dbt.project import dbt_project
+from platform_assets.dbt.read_snapshot import PublishError, PublishReport, publish_read_snapshot
 from platform_assets.partitions import daily_partitions
 from platform_assets.raw.assets import raw_asset_key
+from platform_assets.warehouse_runs import WAREHOUSE_POOL
 from platform_core.durable import replace_atomically
-from platform_core.settings import Settings
+from platform_core.settings import Settings, read_path_of
 
 PARTITIONED_TAG = "partitioned"
 LAYER_GROUPS = {"staging": "staging", "intermediate": "staging", "marts": "mart"}
@@ -40,8 +42,15 @@ MART_FRESHNESS = dg.FreshnessPolicy.time_window(
 
 
 class PlatformTranslator(DagsterDbtTranslator):
-    """raw sources map onto the raw AssetSpecs; models group by layer; marts carry the
-    freshness SLA. No automation conditions: the raw sensor requests refreshes (see README)."""
+    """raw sources map onto the raw AssetSpecs; models group by layer, with the owners of
+    dbt_project.yml and the description of their yml; marts carry the freshness SLA. No
+    automation conditions: the raw sensor requests refreshes (see README)."""
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str] | None:
+        if dbt_resource_props["resource_type"] == "source":
+            return None  # the raw AssetSpecs own the raw tables
+        # dbt_project.yml names them per layer (`+meta: {dagster: {owners: [...]}}`)
+        return super().get_owners(dbt_resource_props)
 
     def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
@@ -88,6 +97,7 @@ def partition_vars(context: AssetExecutionContext) -> dict[str, str]:
     backfill_policy=dg.BackfillPolicy.single_run(),
     dagster_dbt_translator=translator,
     name="dbt_event_models",
+    pool=WAREHOUSE_POOL,
 )
 def dbt_event_models(context: AssetExecutionContext, dbt: DbtCliResource):
     """Day-partitioned models: a run (or a single-run backfill) recomputes whole event days."""
@@ -101,6 +111,7 @@ def dbt_event_models(context: AssetExecutionContext, dbt: DbtCliResource):
     exclude=f"tag:{PARTITIONED_TAG}",
     dagster_dbt_translator=translator,
     name="dbt_models",
+    pool=WAREHOUSE_POOL,
 )
 def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
     """Current-state staging and the marts, rebuilt as whole tables."""
@@ -137,11 +148,55 @@ def run_dbt(
     if cache.is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cache, run_dir / PARTIAL_PARSE)
+    # dbt's events are held until the read snapshot is published: a materialization is
+    # recorded only once readers can see it (the reconciliation relies on that)
+    events: list[Any] = []
+    failure: Exception | None = None
     try:
-        yield from dbt.cli(list(args), context=context, target_path=run_dir).stream()
+        for event in dbt.cli(list(args), context=context, target_path=run_dir).stream():
+            events.append(event)
+    except Exception as error:  # dbt failed: what it built is still recorded and published
+        failure = error
     finally:
         save_partial_parse(run_dir / PARTIAL_PARSE, cache)
         prune_invocations(root, keep=INVOCATIONS_KEPT)
+    published, publish_error = publish_for_readers(dbt, context, built=failure is None)
+    for event in events:
+        yield with_publish_metadata(event, published)
+    if failure is not None:
+        raise failure
+    if publish_error is not None:
+        raise dg.Failure(description=publish_error)
+
+
+def publish_for_readers(
+    dbt: DbtCliResource, context: AssetExecutionContext, *, built: bool
+) -> tuple[PublishReport | None, str | None]:
+    """Publish the read snapshot after a dbt invocation (local warehouse only; also after a
+    failed one: what dbt did build is in the file, and its materializations are recorded)."""
+    if not getattr(dbt, "publish_read_snapshot", False):
+        return None, None
+    # the file dbt wrote: its profile reads DUCKDB_PATH, which project.py sets from the
+    # settings unless the environment already did
+    source = Path(os.environ["DUCKDB_PATH"])
+    if not built and not source.exists():
+        return None, None
+    try:
+        report = publish_read_snapshot(source, read_path_of(source))
+    except PublishError as error:
+        context.log.error(f"read snapshot not published: {error}")
+        return None, f"the read snapshot was not published: {error}"
+    context.log.info(report.describe())
+    return report, None
+
+
+def with_publish_metadata(event: Any, report: PublishReport | None) -> Any:
+    """The publish time on each materialization (the UI plots it per asset)."""
+    if report is None or not isinstance(event, dg.Output | dg.AssetMaterialization):
+        return event
+    return event.with_metadata(
+        {**event.metadata, "read_snapshot_publish_ms": round(report.seconds * 1000, 1)}
+    )
 
 
 def save_partial_parse(source: Path, cache: Path) -> None:
@@ -176,7 +231,12 @@ class PlatformDbtCliResource(DbtCliResource):
     """dagster-dbt runs `dbt --version` in every run to tell dbt-core from dbt Fusion; that
     imports every adapter and asks PyPI for releases (10-20 s per run here, and in every run
     pod). The installed dbt-core gives the same answer at once. `_cli_version` is private in
-    dagster-dbt 0.29: check it on upgrades (tests/platform_assets/test_pipeline.py does)."""
+    dagster-dbt 0.29: check it on upgrades (tests/platform_assets/test_pipeline.py does).
+
+    Locally, after each invocation, it publishes the warehouse file for readers
+    (`read_snapshot.py`); not on BigQuery, whose readers never block a writer."""
+
+    publish_read_snapshot: bool = False
 
     @property
     def _cli_version(self) -> version.Version:
@@ -184,4 +244,8 @@ class PlatformDbtCliResource(DbtCliResource):
 
 
 def dbt_resource(settings: Settings) -> DbtCliResource:
-    return PlatformDbtCliResource(project_dir=dbt_project, target=settings.resolved_dbt_target)
+    return PlatformDbtCliResource(
+        project_dir=dbt_project,
+        target=settings.resolved_dbt_target,
+        publish_read_snapshot=settings.is_local and settings.resolved_dbt_target == "local",
+    )

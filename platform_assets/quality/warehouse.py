@@ -208,8 +208,8 @@ class _BigQuerySession:
 def warehouse_for(settings: Settings, *, lock_timeout: float = 300.0) -> Warehouse:
     """The configured deployment's warehouse (no connection is made here)."""
     if settings.is_local:
-        return DuckDBWarehouse(
-            settings.warehouse_path, settings.lake_path, lock_timeout=lock_timeout
+        return DuckDBWarehouse(  # the read snapshot: dbt's own file is never opened here
+            settings.warehouse_read_path, settings.lake_path, lock_timeout=lock_timeout
         )
     from google.cloud import bigquery
 

@@ -1,4 +1,8 @@
-"""The raw layer as external assets: written by the collector/Beam/CDC path, not by Dagster."""
+"""The raw layer as external assets: written by the collector/Beam/CDC path, not by Dagster.
+
+Each raw table is an AssetSpec with its description, columns, kind (parquet locally, bigquery
+on GCP) and owner, so the asset graph shows raw -> staging -> mart with who answers for each.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import dagster as dg
 from platform_core.raw.schema import RAW_TABLES, RawTable
 
 RAW_GROUP = "raw"
+RAW_OWNERS = ["team:data-platform"]  # the collector, Beam and CDC path that writes raw
 
 
 def raw_asset_key(table: str) -> dg.AssetKey:
@@ -25,6 +30,7 @@ def _spec(table: RawTable, storage_kind: str) -> dg.AssetSpec:
         description=table.description,
         group_name=RAW_GROUP,
         kinds={storage_kind},
+        owners=RAW_OWNERS,
         metadata={
             "dagster/column_schema": dg.TableSchema(
                 columns=[
@@ -35,7 +41,6 @@ def _spec(table: RawTable, storage_kind: str) -> dg.AssetSpec:
             "partitioned_by": table.partition_column,
         },
         tags={"layer": "raw"},
-        owners=["team:data-platform"],
         freshness_policy=RAW_EVENTS_FRESHNESS if table.name == "events" else None,
     )
 

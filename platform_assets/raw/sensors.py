@@ -25,6 +25,10 @@ treats parent updates that happen while a run of the asset is in flight as handl
 run completes, so rows that land during the last refresh of a burst are not refreshed until
 more data arrives (the benchmark's tail). Use it with the dbt assets' automation conditions
 removed, or both would refresh the same assets.
+
+In either mode the first tick (no cursor, or another lake/dataset) only takes stock of what
+raw holds and queues nothing: that data is a first build's (`make dev` launches one, a new
+deployment backfills), and a refresh of whole tables before it fails on missing upstreams.
 """
 
 import json
@@ -254,7 +258,7 @@ def evaluate_raw_tables(
                 metadata["event_days_outside_partitions"] = dg.MetadataValue.json(outside)
             if not baseline:
                 cursor.pending_days = sorted(set(cursor.pending_days) | set(late))
-        if refresh_latest:
+        if refresh_latest and not baseline:  # what raw held before is the first build's
             cursor.dirty = sorted(set(cursor.dirty) | {table})
         events.append(
             dg.AssetMaterialization(
@@ -304,11 +308,19 @@ def evaluate_raw_tables(
             )
         cursor.dirty = []
 
-    if not events and not run_requests:
-        reason = "no new raw data"
+    # what this tick saw, in the tick's reason or logs (the UI shows both per tick)
+    saw = "; ".join(
+        f"{e.asset_key.to_user_string()} +{e.metadata['new_rows'].value} rows" for e in events
+    )
+    if not run_requests:
+        reason = saw or "no new raw data"
         if waiting_on:
             reason += f"; refreshes wait for {waiting_on}"
-        return dg.SensorResult(skip_reason=reason, cursor=cursor.dump())
+        return dg.SensorResult(asset_events=events, skip_reason=reason, cursor=cursor.dump())
+    context.log.info(
+        f"saw: {saw or 'no new raw data'}; requested: "
+        + "; ".join(f"{r.run_key} ({len(r.asset_selection or [])} assets)" for r in run_requests)
+    )
     return dg.SensorResult(asset_events=events, run_requests=run_requests, cursor=cursor.dump())
 
 

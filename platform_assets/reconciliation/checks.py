@@ -79,7 +79,8 @@ class CdcSourceResource(dg.ConfigurableResource):
 
 def warehouse_for_settings(settings: Settings) -> Warehouse:
     if settings.is_local:
-        return DuckDBWarehouse(settings.warehouse_path, settings.lake_path)
+        # the read snapshot dbt publishes (a reader of dbt's own file would block refreshes)
+        return DuckDBWarehouse(settings.warehouse_read_path, settings.lake_path)
     from google.cloud import bigquery
 
     client = bigquery.Client(project=settings.gcp_project, location=settings.bq_location)

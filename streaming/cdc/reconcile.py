@@ -179,7 +179,8 @@ class Warehouse(Protocol):
 
 
 class DuckDBWarehouse:
-    """The local warehouse: staging in the DuckDB file, raw in the Parquet lake."""
+    """The local warehouse: staging in the DuckDB file at `path` (the read snapshot dbt
+    publishes, so this reader never blocks a refresh), raw in the Parquet lake."""
 
     def __init__(self, path: Any, lake: Any, schema: str = "staging") -> None:
         self.path = str(path)

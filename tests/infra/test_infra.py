@@ -1383,7 +1383,10 @@ def test_local_dagster_instance_config_loads_with_queue_limit_and_tick_retention
 
     shutil.copy(ROOT / "infra/dagster/local-dagster.yaml", tmp_path / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
-        limits = instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
-        assert {"key": "platform/warehouse", "limit": 1} in limits
+        # writers of the warehouse (the `warehouse_writer` pool) run one at a time
+        pools = instance.get_concurrency_config().pool_config
+        assert pools.pool_granularity.value == "run" and pools.default_pool_limit == 1
+        assert instance.run_coordinator.get_run_queue_config().tag_concurrency_limits == []
+        assert instance.run_monitoring_enabled
         retention = instance.get_tick_retention_settings(InstigatorType.SENSOR)
         assert retention[Status.SUCCESS] == 7 and retention[Status.SKIPPED] == 1

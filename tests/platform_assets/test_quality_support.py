@@ -15,6 +15,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from platform_assets.dbt.read_snapshot import publish_read_snapshot
+
 AS_OF = datetime(2026, 11, 21, 0, 5)  # judges 2026-11-20
 DAY = date(2026, 11, 20)
 WEEKDAY = (0.92, 0.94, 0.97, 1.0, 1.06, 1.22, 1.16)
@@ -43,11 +45,17 @@ class TinyPlatform:
         folder.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.Table.from_pylist(rows), folder / f"{name}.parquet")
 
+    @property
+    def read_path(self) -> Path:
+        """Where readers open it (Settings.warehouse_read_path for this DUCKDB_PATH)."""
+        return self.root / "read" / "warehouse.duckdb"
+
     def sql(self, *statements: str) -> None:
         with duckdb.connect(str(self.warehouse_path)) as con:
             con.execute("create schema if not exists staging; create schema if not exists mart")
             for statement in statements:
                 con.execute(statement)
+        publish_read_snapshot(self.warehouse_path, self.read_path)  # as after a dbt run
 
     def table(self, name: str, rows: list[dict[str, Any]]) -> None:
         """Create `name` (schema.table) from rows via Arrow."""
@@ -57,6 +65,7 @@ class TinyPlatform:
             con.register("rows_in", arrow)
             con.execute(f"create or replace table {name} as select * from rows_in")
             con.unregister("rows_in")
+        publish_read_snapshot(self.warehouse_path, self.read_path)
 
 
 def daily_counts(

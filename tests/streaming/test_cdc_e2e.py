@@ -29,6 +29,7 @@ from devtools.shop.simulator import ShopConfig, SyntheticShop
 from devtools.sourcedb.driver import replay
 from devtools.sourcedb.migrate import migrate
 from devtools.sourcedb.server import temporary_postgres
+from platform_assets.dbt.read_snapshot import publish_read_snapshot
 from platform_assets.reconciliation.checks import (
     CDC_TABLES,
     CdcSourceResource,
@@ -107,6 +108,14 @@ def run_dbt(env: dict[str, str], tmp_path: Path) -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-4000:]
+    publish(env)
+
+
+def publish(env: dict[str, str]) -> None:
+    """What the dbt asset does after dbt exits: readers (the check) see the new build."""
+    settings = get_settings()
+    assert str(settings.warehouse_path) == env["DUCKDB_PATH"]
+    publish_read_snapshot(settings.warehouse_path, settings.warehouse_read_path)
 
 
 def run_check(resource: CdcSourceResource) -> dict[str, Any]:
@@ -249,6 +258,7 @@ def test_kill_and_restart_reconciles_exactly(env: dict[str, str], tmp_path: Path
                     "update staging.stg_users set email = 'x@example.com' where user_id = ?",
                     [user_id],
                 )
+            publish(env)
             evaluations = run_check(resource)
             assert not evaluations["orders"].passed and not evaluations["users"].passed
             assert evaluations["orders"].severity == dg.AssetCheckSeverity.ERROR

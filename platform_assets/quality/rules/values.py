@@ -209,13 +209,16 @@ def _judge_sum(
     factor = ctx.calendar.factor(ctx.day)
     low, high = baseline.low, baseline.high
     if factor != 1.0:
-        low, high = scaled_range(low, high, baseline.predicted, factor)
+        # a declared day widens the range to cover both: traffic scales by the factor, but
+        # not every sum follows traffic (refunds pay back earlier days' sales)
+        scaled_low, scaled_high = scaled_range(low, high, baseline.predicted, factor)
+        low, high = min(low, scaled_low), max(high, scaled_high)
     # a value like one seen in the last weeks is no anomaly, however unlikely the seasonal
     # model finds it: noisy, zero-inflated sums (refunds: most days some, a few days none)
     # would otherwise alert on every quiet day
     seen = [v for _, v in series]
     beyond = value < min(seen) or value > max(seen)
-    failed = (value < low or value > high) and (factor != 1.0 or beyond)
+    failed = (value < low or value > high) and beyond
     return Finding(column, "sum", value, baseline.predicted * factor, low, high, baseline.z, failed)
 
 

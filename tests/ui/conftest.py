@@ -1,0 +1,71 @@
+"""The live platform (`python -m devtools.dev`, what `make dev` runs) and a real browser.
+
+One platform per test session, on free ports and a private data directory, started the way a
+person starts it; the tests read the endpoints it prints. It sends no traffic of its own
+(DEV_EVENTS_PER_SECOND=0), so what a test sends is all that changes. Headless Chromium is
+Debian's (`apt-get install chromium`; .ci/run installs it), driven by Playwright from PyPI
+(its own browser download is not reachable here). Screenshots go to each test's tmp_path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devtools.dev.launch import RunningDev, isolated_env, start_dev, stop_dev
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def live_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDev]:
+    # under /tmp with 0755: PostgreSQL runs as another user and must reach its data dir
+    root = Path(tempfile.mkdtemp(prefix="make-dev-"))
+    os.chmod(root, 0o755)
+    data_dir = root / "data"
+    output = tmp_path_factory.mktemp("make-dev") / "make-dev.log"
+    platform = start_dev(data_dir, isolated_env(data_dir), output)
+    try:
+        yield platform
+    finally:
+        stop_dev(platform)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_platform: RunningDev, tmp_path: Path) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1800, "height": 1100})
+    # the UI's "join the community" dialog, answered once per browser profile
+    context.add_init_script("localStorage.setItem('communityNux', JSON.stringify('1'))")
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    yield page
+    page.screenshot(path=tmp_path / "last.png")  # where the test ended, passed or not
+    context.close()
