@@ -337,15 +337,20 @@ def test_undelivered_alert_is_retried_on_the_next_tick(no_slack_settings):
         assert len(outcome.alerts) == 1 and len(working.payloads) == 1
 
 
-def test_data_values_cannot_inject_slack_markup():
+def _alert_on_metric(metric: str):
+    """A failing check whose metric text is `metric`: the message sent and the incident."""
     state = AlertState(started=True)
     evaluation = ev(1, "staging/stg_orders", "column_values")
-    evaluation.metadata["metric"] = "<!channel> look <http://evil.example|here> & now"
+    evaluation.metadata["metric"] = metric
     sent = []
     sink = type("Sink", (), {"suppression_minutes": 60, "ui_url": lambda s: UI})()
     sink.send = sent.append
     process_evaluations([evaluation], state, sink, 0.0, TOPOLOGY)
-    incident = next(iter(state.incidents.open.values()))
+    return sent, next(iter(state.incidents.open.values()))
+
+
+def test_data_values_cannot_inject_slack_markup():
+    sent, incident = _alert_on_metric("<!channel> look <http://evil.example|here> & now")
     stored = {
         "summary": "<@U123> ping",
         "likely_causes": [{"cause": "<!here>", "reasoning": ""}],
@@ -376,14 +381,7 @@ def _text_objects(node):
 def test_slack_shows_data_as_written_no_auto_links_mentions_or_emphasis():
     """Bare URLs, @here and #channels are linked by Slack unless a text object is verbatim;
     a backtick in a name would close its code span and let `*` emphasis through."""
-    state = AlertState(started=True)
-    evaluation = ev(1, "staging/stg_orders", "column_values")
-    evaluation.metadata["metric"] = "visit www.evil.example or https://evil.example/x @here"
-    sent = []
-    sink = type("Sink", (), {"suppression_minutes": 60, "ui_url": lambda s: UI})()
-    sink.send = sent.append
-    process_evaluations([evaluation], state, sink, 0.0, TOPOLOGY)
-    incident = next(iter(state.incidents.open.values()))
+    sent, incident = _alert_on_metric("visit www.evil.example or https://evil.example/x @here")
     stored = {
         "summary": "see #general and @channel",
         "likely_causes": [{"cause": "x` *bold* `y", "reasoning": ""}],

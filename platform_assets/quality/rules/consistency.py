@@ -26,6 +26,7 @@ from platform_assets.quality.rules.context import (
     as_day_expr,
     build_result,
     date_literal,
+    not_judged,
 )
 from platform_assets.quality.specs import Agreement, DailyMeasure, Unmatched
 from platform_assets.quality.stats import ratio_band, share_test
@@ -80,16 +81,12 @@ def check_agreement(ctx: RuleContext, rule: Agreement) -> CheckResult:
             if today is None
             else f"{len(training)} training day(s) < {rule.min_training_points}"
         )
-        return build_result(
+        return not_judged(
             ctx,
             rule,
             rule_type="consistency",
-            failed=False,
-            severity=rule.severity,
             metric="ratio",
             value=today,
-            low=None,
-            high=None,
             description=f"{sides} on {ctx.day} not judged: {reason}.",
             recent=recent,
             details={"day": ctx.day, "reason": reason},

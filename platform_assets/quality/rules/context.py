@@ -148,3 +148,29 @@ def build_result(
         as_of=ctx.as_of,
         **extra,
     )
+
+
+def not_judged(
+    ctx: RuleContext,
+    rule: Rule,
+    *,
+    rule_type: str,
+    metric: str,
+    value: float | None,
+    description: str,
+    **extra: Any,
+) -> CheckResult:
+    """A result that passes without a verdict (no rows, too little history): it says why."""
+    return build_result(
+        ctx,
+        rule,
+        rule_type=rule_type,
+        failed=False,
+        severity=rule.severity,
+        metric=metric,
+        value=value,
+        low=None,
+        high=None,
+        description=description,
+        **extra,
+    )

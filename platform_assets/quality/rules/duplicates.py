@@ -13,6 +13,7 @@ from platform_assets.quality.rules.context import (
     as_day_expr,
     build_result,
     date_literal,
+    not_judged,
 )
 from platform_assets.quality.specs import Duplicates
 from platform_assets.quality.stats import rate_baseline
@@ -88,16 +89,12 @@ def _duplicates_baseline(ctx: RuleContext, rule: Duplicates) -> CheckResult:
         min_abs_change=rule.min_abs_change,
     )
     if rate is None or baseline is None:
-        return build_result(
+        return not_judged(
             ctx,
             rule,
             rule_type="duplicates",
-            failed=False,
-            severity=rule.severity,
             metric="duplicate_rate",
             value=rate,
-            low=None,
-            high=None,
             description=f"Duplicate rate of ({', '.join(rule.key)}) in "
             f"{ctx.asset.asset} on {ctx.day} not judged: "
             f"{'no rows' if rate is None else 'not enough training days'}.",

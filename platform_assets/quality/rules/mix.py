@@ -15,7 +15,13 @@ from datetime import date, timedelta
 from typing import Any
 
 from platform_assets.quality.results import CheckResult
-from platform_assets.quality.rules.context import SAMPLE_ROWS, RuleContext, as_date, build_result
+from platform_assets.quality.rules.context import (
+    SAMPLE_ROWS,
+    RuleContext,
+    as_date,
+    build_result,
+    not_judged,
+)
 from platform_assets.quality.rules.days import DAY, DayCut, day_cut, monitored, window
 from platform_assets.quality.specs import ColumnMix
 from platform_assets.quality.stats import share_test
@@ -229,16 +235,12 @@ def _verdict(
 
 
 def _not_judged(ctx: RuleContext, rule: ColumnMix, reason: str) -> CheckResult:
-    return build_result(
+    return not_judged(
         ctx,
         rule,
         rule_type="column_mix",
-        failed=False,
-        severity=rule.severity,
         metric="column_mix",
         value=None,
-        low=None,
-        high=None,
         description=f"The mix of values of {ctx.asset.asset} on {ctx.day} not judged: {reason}.",
         details={"day": ctx.day, "reason": reason},
     )

@@ -14,6 +14,7 @@ from platform_assets.quality.rules.context import (
     as_day_expr,
     build_result,
     date_literal,
+    not_judged,
 )
 from platform_assets.quality.specs import AssetQuality, NullRate
 from platform_assets.quality.stats import rate_baseline
@@ -67,16 +68,12 @@ def check_nulls(ctx: RuleContext, rule: NullRate) -> CheckResult:
     judged = [c for c in columns if c["upper"] is not None and c["null_rate"] is not None]
     if not judged:
         reason = "no rows that day" if today is None else "not enough training days"
-        return build_result(
+        return not_judged(
             ctx,
             rule,
             rule_type="null_rate",
-            failed=False,
-            severity=rule.severity,
             metric="null_rate",
             value=None,
-            low=None,
-            high=None,
             description=f"Null rates of {ctx.asset.asset} on {ctx.day} not judged: {reason}.",
             recent=recent,
             details={"day": ctx.day, "columns": columns},

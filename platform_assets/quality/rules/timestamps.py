@@ -19,6 +19,7 @@ from platform_assets.quality.rules.context import (
     RuleContext,
     as_date,
     build_result,
+    not_judged,
     ts_literal,
 )
 from platform_assets.quality.rules.days import DAY, day_cut, monitored, window
@@ -41,16 +42,12 @@ def check_timestamp_bounds(ctx: RuleContext, rule: TimestampBounds) -> CheckResu
     columns = monitored(ctx, "temporal", rule.exclude, cut.column if cut else None)
     findings: list[dict[str, Any]] = []
     if not columns and (cut is None or cut.column is None):
-        return build_result(
+        return not_judged(
             ctx,
             rule,
             rule_type="timestamp_bounds",
-            failed=False,
-            severity=rule.severity,
             metric="out_of_bounds",
             value=None,
-            low=None,
-            high=None,
             description=f"Timestamps of {ctx.asset.asset} not judged: no timestamp column.",
         )
     if cut is not None and cut.column is not None:

@@ -21,6 +21,7 @@ from platform_assets.quality.rules.context import (
     RuleContext,
     as_date,
     build_result,
+    not_judged,
 )
 from platform_assets.quality.rules.days import (
     DAY,
@@ -351,16 +352,12 @@ def _verdict(
 def _not_judged(
     ctx: RuleContext, rule: ColumnValues, reason: str, cut: DayCut | None
 ) -> CheckResult:
-    return build_result(
+    return not_judged(
         ctx,
         rule,
         rule_type="column_values",
-        failed=False,
-        severity=rule.severity,
         metric="column_values",
         value=None,
-        low=None,
-        high=None,
         description=f"Column values of {ctx.asset.asset} on {ctx.day} not judged: {reason}.",
         details={"day": ctx.day, "day_column": cut.label if cut else None, "reason": reason},
     )

@@ -15,6 +15,7 @@ from platform_assets.quality.rules.context import (
     as_day_expr,
     build_result,
     date_literal,
+    not_judged,
 )
 from platform_assets.quality.specs import Volume
 from platform_assets.quality.stats import daily_series, volume_baseline
@@ -42,16 +43,12 @@ def check_volume(ctx: RuleContext, rule: Volume) -> CheckResult:
     )
     if baseline is None:
         points = sum(1 for d, _ in series if d < ctx.day)
-        return build_result(
+        return not_judged(
             ctx,
             rule,
             rule_type="volume",
-            failed=False,
-            severity=rule.severity,
             metric=rule.metric,
             value=value,
-            low=None,
-            high=None,
             description=f"{rule.metric} on {ctx.day}: {fmt(value)}; not judged, "
             f"{points} training day(s) < {rule.min_training_points}.",
             recent=recent,
