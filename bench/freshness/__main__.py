@@ -203,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
         default=240,
         help="after the traffic, seconds to wait for the marts to catch up",
     )
+    parser.add_argument(
+        "--raw-wait",
+        type=float,
+        default=30,
+        help="after the traffic, seconds to wait for every acknowledged event to reach raw",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     command = "uv run python -m bench.freshness " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -339,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
             + (f" (first: {failed[0].error})" if failed else "")
         )
 
-        deadline = time.time() + 30
+        deadline = time.time() + args.raw_wait
         while time.time() < deadline and any(r.message_id not in watcher.seen for r in acked):
             time.sleep(0.2)
         raw = {
@@ -373,7 +379,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
             reflected_sessions,
             work,
         )
-        report_completeness(acked, raw, completeness, reflected_sessions, loads)
+        # raw counted again at the very end: at high rates Beam is still draining a backlog
+        # when the raw figures above are taken (late, not lost)
+        landed = {r.message_id for r in acked if r.message_id in watcher.seen}
+        report_completeness(acked, landed, completeness, reflected_sessions, loads)
     finally:
         watcher.stop_event.set()
         if "loads" in locals():
@@ -540,11 +549,11 @@ def staged_and_reflected(warehouse: Path, acked: list) -> dict[str, int]:
 
 
 def report_completeness(
-    acked: list, raw: dict, completeness: dict[str, int], reflected: int | None, loads: object
+    acked: list, raw: set[str], completeness: dict[str, int], reflected: int | None, loads: object
 ) -> None:
     """No event missing: every acknowledged event in raw and in staging, every session in the
     marts' session table."""
-    say("no event missing (acknowledged events found downstream):")
+    say("no event missing (acknowledged events found downstream, counted after the mart wait):")
     say(f"  raw.events:           {len(raw)}/{len(acked)}")
     if completeness:
         say(f"  staging.stg_events:   {completeness['staged']}/{completeness['events']}")
@@ -634,7 +643,10 @@ def report(
     if have_collector and by_path.get("pubsub"):
         say(f"  baseline, same run (Pub/Sub publish ack -> raw):    {figures(by_path['pubsub'])}")
     if missing_raw:
-        say(f"  {missing_raw} acknowledged events never became readable in raw within 30 s")
+        say(
+            f"  {missing_raw} acknowledged events not readable in raw within {args.raw_wait:g} s "
+            "after the traffic (still queued; the no-event-missing check counts them at the end)"
+        )
     if not args.no_mart:
         say(
             f"mart  ({label} -> reflected in mart_conversion_funnel): {figures(mart_lat)}"
