@@ -8,9 +8,14 @@ Sustained synthetic shopper traffic through the live local path, everything on 1
 
 It prints p50/p95 latency from the collector's 2xx to the row being readable in raw.events,
 and to the row being reflected in mart.mart_conversion_funnel after the sensor-driven refresh
-(targets: raw p95 < 5 s, mart < 60 s). Same-run baseline: a share of the sessions is
-published straight to Pub/Sub (what the collector does), which isolates the Beam leg, and
-the dbt run durations, which bound how fresh a mart can be on this machine.
+(targets: raw p95 < 5 s, mart p95 < 15 s at 20 events/s: issue 16). Same-run baseline: a
+share of the sessions is published straight to Pub/Sub (what the collector does), which
+isolates the Beam leg, and the dbt run durations, which bound how fresh a mart can be here.
+
+No event missing: after the traffic, every acknowledged event is looked up in raw.events (the
+lake), staging.stg_events and, by its anonymous id, staging.int_sessions (what the marts
+count sessions from); the verdict is printed with the load average sampled during the run
+(the machine is shared: figures under contention).
 
 Without a collector (`collector/app.py` missing, or `--direct`) every event is published
 straight to Pub/Sub, and the output says so. Measurements, not assertions. Everything the
@@ -198,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
         default=240,
         help="after the traffic, seconds to wait for the marts to catch up",
     )
+    parser.add_argument(
+        "--raw-wait",
+        type=float,
+        default=30,
+        help="after the traffic, seconds to wait for every acknowledged event to reach raw",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     command = "uv run python -m bench.freshness " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -307,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
             wait_for_sensor_tick(home, processes["dagster"], work / "dagster-daemon.log", 120)
 
         watcher.start()
+        loads = LoadSampler()
+        loads.start()
         path = (
             "collector (HTTP POST /v1/track, one event per request)"
             if have_collector
@@ -332,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
             + (f" (first: {failed[0].error})" if failed else "")
         )
 
-        deadline = time.time() + 30
+        deadline = time.time() + args.raw_wait
         while time.time() < deadline and any(r.message_id not in watcher.seen for r in acked):
             time.sleep(0.2)
         raw = {
@@ -345,10 +358,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
         mart_lat: list[float] = []
         breakdown: dict[str, list[float]] = {}
         reflected_sessions = None
+        completeness: dict[str, int] = {}
         if not args.no_mart:
             mart_lat, breakdown, pending = wait_for_marts(home, acked, watcher.seen, args.mart_wait)
             stop(processes.pop("dagster"))
             reflected_sessions = mart_sessions(work / "warehouse.duckdb")
+            completeness = staged_and_reflected(work / "warehouse.duckdb", acked)
             breakdown["baseline: one refresh run in-process (no daemon)"] = [refresh_floor()]
 
         report(
@@ -364,8 +379,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
             reflected_sessions,
             work,
         )
+        # raw counted again at the very end: at high rates Beam is still draining a backlog
+        # when the raw figures above are taken (late, not lost)
+        landed = {r.message_id for r in acked if r.message_id in watcher.seen}
+        report_completeness(acked, landed, completeness, reflected_sessions, loads)
     finally:
         watcher.stop_event.set()
+        if "loads" in locals():
+            loads.stop_event.set()
         for name in ("dagster", "collector", "beam"):
             if name in processes:
                 stop(processes[name])
@@ -488,6 +509,72 @@ def wait_for_marts(home: Path, acked: list, seen: dict[str, float], wait: float)
     return latencies, breakdown, pending
 
 
+class LoadSampler(threading.Thread):
+    """The 1-minute load average every 5 s while the benchmark runs (the machine is shared)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.samples: list[float] = []
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            self.samples.append(os.getloadavg()[0])
+            self.stop_event.wait(5)
+
+
+def staged_and_reflected(warehouse: Path, acked: list) -> dict[str, int]:
+    """How many acknowledged events are in staging.stg_events, and how many of their sessions
+    (anonymous ids) in int_sessions: the warehouse's own answer, read after the daemon stopped."""
+    import duckdb
+
+    ids = sorted({r.message_id for r in acked})
+    anons = sorted({r.anonymous_id for r in acked})
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            staged = con.execute(
+                "select count(distinct message_id) from staging.stg_events "
+                "where message_id in (select unnest(?))",
+                [ids],
+            ).fetchone()[0]
+            sessions = con.execute(
+                "select count(distinct anonymous_id) from staging.int_sessions "
+                "where anonymous_id in (select unnest(?))",
+                [anons],
+            ).fetchone()[0]
+    except duckdb.Error as error:
+        say(f"  (the warehouse could not be read: {error})")
+        return {}
+    return {"events": len(ids), "staged": staged, "anons": len(anons), "sessions": sessions}
+
+
+def report_completeness(
+    acked: list, raw: set[str], completeness: dict[str, int], reflected: int | None, loads: object
+) -> None:
+    """No event missing: every acknowledged event in raw and in staging, every session in the
+    marts' session table."""
+    say("no event missing (acknowledged events found downstream, counted after the mart wait):")
+    say(f"  raw.events:           {len(raw)}/{len(acked)}")
+    if completeness:
+        say(f"  staging.stg_events:   {completeness['staged']}/{completeness['events']}")
+        say(f"  int_sessions (anons): {completeness['sessions']}/{completeness['anons']}")
+        ok = (
+            len(raw) == len(acked)
+            and completeness["staged"] == completeness["events"]
+            and completeness["sessions"] == completeness["anons"]
+        )
+    else:
+        ok = len(raw) == len(acked)
+    say(f"  verdict: {'NO EVENT MISSING' if ok else 'EVENTS MISSING'}")
+    samples = getattr(loads, "samples", [])
+    if samples:
+        say(
+            f"load average (1 min) during the run: median {median(samples):.1f}, "
+            f"max {max(samples):.1f} on {os.cpu_count()} cores"
+        )
+    say("=" * 100)
+
+
 def mart_sessions(warehouse: Path) -> int | None:
     import duckdb
 
@@ -556,11 +643,14 @@ def report(
     if have_collector and by_path.get("pubsub"):
         say(f"  baseline, same run (Pub/Sub publish ack -> raw):    {figures(by_path['pubsub'])}")
     if missing_raw:
-        say(f"  {missing_raw} acknowledged events never became readable in raw within 30 s")
+        say(
+            f"  {missing_raw} acknowledged events not readable in raw within {args.raw_wait:g} s "
+            "after the traffic (still queued; the no-event-missing check counts them at the end)"
+        )
     if not args.no_mart:
         say(
             f"mart  ({label} -> reflected in mart_conversion_funnel): {figures(mart_lat)}"
-            "   target < 60 s"
+            "   target p95 < 15 s"
         )
         say(
             f"  events not reflected within the wait: {len(acked) - len(mart_lat)}; bench "
