@@ -9,7 +9,9 @@ The ingestion-time rules live here too, so the collector and Beam apply the same
 the size of a stamped event (`MAX_STAMPED_EVENT_BYTES`), the messageId derived for an event
 that has none (`derived_message_id`), the window an event's time is clamped to
 (`event_timestamp`), and the redaction of write keys from anything kept as a dead letter
-(`redact_write_key_fields`).
+(`redact_write_key_fields`). Its length is on purpose: the contract is one definition that
+three services share (and `contract_compiled` derives its fast twin from), so it is read in
+one place rather than across files that could drift apart.
 """
 
 from __future__ import annotations

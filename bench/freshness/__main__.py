@@ -26,6 +26,9 @@ holding the file would make dbt's writer fail): an event counts as reflected by 
 mart materialization whose run started after a stg_events (today) materialization whose run
 started after the event was readable in raw. That is an upper bound: a run may also pick up
 rows that landed just after it started.
+
+One script of ~670 lines on purpose: a benchmark read top to bottom (start the path, send,
+wait, measure, account for every event, stop), whose steps share one run's state.
 """
 
 from __future__ import annotations
