@@ -63,6 +63,18 @@ def _num(value: Any) -> str:
     return str(value)
 
 
+def _finding(failure: dict[str, Any]) -> dict[str, Any]:
+    """An incident's failure (check, ERROR/WARN, summary) in the shape of a rule's finding
+    (check_name, error/warn, description), which the deterministic narrator reads."""
+    severity = str(failure.get("severity"))
+    return {
+        **failure,
+        "check_name": failure.get("check_name") or failure.get("check"),
+        "severity": {"ERROR": "error", "WARN": "warn"}.get(severity, severity),
+        "description": failure.get("description") or failure.get("summary", ""),
+    }
+
+
 def incident_narrative(
     origin: dict[str, Any],
     failures: list[dict[str, Any]],
@@ -72,7 +84,7 @@ def incident_narrative(
     """An incident's narrative: the origin check's own narrative (the model's, when it wrote
     one) led by what the grouping knows: the most upstream failing asset is the likely
     cause, and the failures downstream of it are its effects."""
-    base = Narrative.model_validate(stored) if stored else deterministic_narrative(origin)
+    base = Narrative.model_validate(stored) if stored else deterministic_narrative(_finding(origin))
     assets = list(dict.fromkeys(str(f.get("asset")) for f in failures))
     downstream = [a for a in assets if a not in origins]
     on_origin = [str(f.get("check")) for f in failures if f.get("asset") == origins[0]]

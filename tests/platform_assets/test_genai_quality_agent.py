@@ -361,3 +361,23 @@ def test_plain_prose_with_names_numbers_and_ranges_is_shown():
     narration = narrator(reply)[0].narrate(FINDING, CONTEXT)
     assert narration.narrator == "gemini-2.5-flash on Vertex AI (fake)"
     assert narration.narrative.summary == reply["summary"]
+
+
+def test_an_incident_of_a_dbt_test_is_narrated_with_its_check_and_failing_rows():
+    """The demo's fault: a dbt relationships test fails, no narrative is stored; the
+    deterministic narrator must name the check and what failed (it once said "failed None")."""
+    failure = {
+        "check_key": "staging/stg_order_items:relationships_stg_order_items_product_id",
+        "asset": "staging/stg_order_items",
+        "check": "relationships_stg_order_items_product_id",
+        "severity": "WARN",
+        "summary": "dbt test: 335 failing row(s) (expected 0)",
+        "rule": "references",
+        "description": "",
+    }
+    narrative = incident_narrative(failure, [failure], ["staging/stg_order_items"])
+    assert "None" not in narrative.summary
+    assert narrative.summary.endswith(
+        "Warning: staging/stg_order_items failed relationships_stg_order_items_product_id. "
+        "dbt test: 335 failing row(s) (expected 0)"
+    )
