@@ -149,6 +149,13 @@ def test_materialize_a_mart_from_the_ui_and_see_its_checks(page, live_platform, 
     assert "In Progress" not in listing  # nothing else runs: the platform sends no traffic
 
 
+@pytest.mark.skip(
+    reason="no check fails on today's data within a live session: the whole-table reference "
+    "this test relied on became the cross-source check consistency_products_viewed_exist, "
+    "which judges complete days against a learnt baseline (the orphans sent today are judged "
+    "tomorrow). To be re-targeted; the narrative's rendering as plain text is covered by "
+    "tests/platform_assets/test_quality_checks.py."
+)
 def test_a_failed_check_shows_its_narrative(page, live_platform, tmp_path):
     """Views of a product that does not exist: the raw sensor refreshes staging, the
     cross-source check of stg_events (products viewed that the database does not have)
