@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -51,36 +50,33 @@ def add_event_routes(app: FastAPI, collector: Collector) -> dict[str, str | None
 
     event_responses = {200: {"model": Accepted}, **ERROR_RESPONSES}
     routes: dict[str, str | None] = {}
-
-    def add_event_route(path: str, kind: str, **doc: Any) -> None:
+    for kind in MESSAGE_TYPES:
         app.add_api_route(
-            path,
+            f"/v1/{kind}",
             event_route(kind),
             methods=["POST"],
+            tags=["events"],
+            summary=f"Send one {kind} event",
             response_model=None,
             responses=event_responses,
             openapi_extra={**event_body(kind), "security": SECURITY},
-            **doc,
-        )
-        routes[path] = kind
-
-    for kind in MESSAGE_TYPES:
-        add_event_route(
-            f"/v1/{kind}",
-            kind,
-            tags=["events"],
-            summary=f"Send one {kind} event",
             operation_id=f"post_{kind}",
             description=f"One `{kind}` message (`type` defaults to `{kind}`). " + AUTH_DOC,
         )
+        routes[f"/v1/{kind}"] = kind
     for short, kind in SHORT_PATHS.items():
-        add_event_route(
+        app.add_api_route(
             f"/v1/{short}",
-            kind,
+            event_route(kind),
+            methods=["POST"],
             tags=["analytics.js"],
             summary=f"Send one {kind} event (analytics.js short path)",
+            response_model=None,
+            responses=event_responses,
+            openapi_extra={**event_body(kind), "security": SECURITY},
             operation_id=f"post_{short}_{kind}",
         )
+        routes[f"/v1/{short}"] = kind
     batch_responses = {200: {"model": BatchAccepted}, **ERROR_RESPONSES}
     for alias in BATCH_ALIASES:
         app.add_api_route(
