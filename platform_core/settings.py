@@ -63,13 +63,24 @@ def _int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-def _seconds(raw: str) -> timedelta:
+def _number_of_seconds(raw: str) -> float:
     try:
-        value = float(raw.strip())
+        return float(raw.strip())
     except ValueError:
         raise ValueError("must be a number of seconds") from None
+
+
+def _seconds(raw: str) -> timedelta:
+    value = _number_of_seconds(raw)
     if not value > 0 or value == float("inf"):
         raise ValueError("must be a positive number of seconds")
+    return timedelta(seconds=value)
+
+
+def _seconds_or_zero(raw: str) -> timedelta:
+    value = _number_of_seconds(raw)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("must be a number of seconds, 0 or more")
     return timedelta(seconds=value)
 
 
@@ -189,6 +200,20 @@ class Settings:
     )
     raw_sensor_interval: timedelta = _setting(
         "RAW_SENSOR_INTERVAL_SECONDS", "10", "Minimum interval of the raw tables sensor", _seconds
+    )
+    warm_socket: Path | None = _setting(
+        "WARM_SOCKET",
+        "",
+        "Unix socket of the warm process server (platform_assets/warm; make dev starts one) "
+        "that dbt invocations and Dagster runs fork from; unset: each starts a new process",
+        _path,
+    )
+    refresh_checks_interval: timedelta = _setting(
+        "REFRESH_CHECKS_INTERVAL_SECONDS",
+        "300",
+        "Sensor refreshes publish first; their checks run in one verification run at most "
+        "this often (0: with every refresh, as dbt build)",
+        _seconds_or_zero,
     )
     compaction_min_age: timedelta = _setting(
         "COMPACTION_MIN_AGE_SECONDS",

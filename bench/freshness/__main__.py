@@ -49,11 +49,15 @@ from statistics import median
 
 from bench.processes import ROOT, start, stop
 from bench.stats import percentile
+from platform_core.settings import get_settings
 
 WRITE_KEY = "bench-freshness-key"
 MART = ("mart", "mart_conversion_funnel")
 STG = ("staging", "stg_events")
 DAGSTER_YAML = """\
+run_launcher:
+  module: platform_assets.warm.launcher
+  class: WarmRunLauncher
 run_queue:
   max_concurrent_runs: 4
   dequeue_interval_seconds: 1
@@ -212,6 +216,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
         default=30,
         help="after the traffic, seconds to wait for every acknowledged event to reach raw",
     )
+    parser.add_argument(
+        "--cold-dbt",
+        action="store_true",
+        help="no warm server: every run and dbt invocation starts a new process (as before)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     command = "uv run python -m bench.freshness " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -246,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
         "COLLECTOR_SPOOL_DIR": str(work / "spool"),
         "COLLECTOR_HOST": "127.0.0.1",
     }
+    if not args.cold_dbt:
+        env["WARM_SOCKET"] = str(work / "run" / "dbt.sock")
     os.environ.update({k: v for k, v in env.items() if k != "PATH"})
     os.environ["PATH"] = env["PATH"]
     processes: dict[str, subprocess.Popen] = {}
@@ -305,6 +316,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
         if args.baseline_share > 0 or not have_collector:
             senders["pubsub"] = PubSubSender("local-project", "events")
 
+        if not args.no_mart and not args.cold_dbt:
+            processes["warm"] = start(
+                [sys.executable, "-m", "platform_assets.warm.server", "--socket"]
+                + [env["WARM_SOCKET"]],
+                env,
+                work / "warm.log",
+            )
+            wait_for_text(work / "warm.log", "serving on", processes["warm"], 60)
         if not args.no_mart:
             processes["dagster"] = start(
                 [
@@ -367,7 +386,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
             stop(processes.pop("dagster"))
             reflected_sessions = mart_sessions(work / "warehouse.duckdb")
             completeness = staged_and_reflected(work / "warehouse.duckdb", acked)
-            breakdown["baseline: one refresh run in-process (no daemon)"] = [refresh_floor()]
+            for label, checks, warm in (
+                ("models only, warm dbt", False, True),
+                ("models only, a dbt process per step", False, False),
+                ("with their checks, a dbt process per step", True, False),
+            ):
+                if warm and args.cold_dbt:
+                    continue
+                breakdown[f"baseline: one refresh in-process, {label}"] = [
+                    refresh_floor(checks, warm)
+                ]
 
         report(
             args,
@@ -390,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
         watcher.stop_event.set()
         if "loads" in locals():
             loads.stop_event.set()
-        for name in ("dagster", "collector", "beam"):
+        for name in ("dagster", "collector", "beam", "warm"):
             if name in processes:
                 stop(processes[name])
         emulator.stop()
@@ -418,13 +446,23 @@ def initial_build() -> None:
         raise RuntimeError("the initial warehouse build failed")
 
 
-def refresh_floor() -> float:
+def refresh_floor(checks: bool, warm: bool) -> float:
     """Seconds for one in-process run of what a refresh of today does (stg_events for today
     and the whole-table models downstream of raw.events): the floor under the mart latency
-    with no daemon, no sensor interval and no run launch."""
+    with no daemon, no sensor interval and no run launch. With `checks`, their dbt tests
+    too: what every refresh ran before verification runs (REFRESH_CHECKS_INTERVAL_SECONDS=0);
+    `warm`: dbt through the warm dbt server, else a new dbt process per invocation."""
+    import dataclasses
+
     import dagster as dg
 
     from bench.freshness.defs import defs
+    from platform_assets.dbt.assets import dbt_resource
+    from platform_core.settings import get_settings
+
+    settings = get_settings()
+    if not warm:
+        settings = dataclasses.replace(settings, warm_socket=None)
 
     graph = defs.resolve_asset_graph()
     downstream = dg.AssetSelection.assets(dg.AssetKey(["raw", "events"])).downstream()
@@ -435,8 +473,10 @@ def refresh_floor() -> float:
         dg.materialize(
             list(defs.assets),
             instance=instance,
-            resources=defs.resources,
-            selection=keys,
+            resources={**defs.resources, "dbt": dbt_resource(settings)},
+            selection=dg.AssetSelection.assets(*keys)
+            if checks
+            else dg.AssetSelection.assets(*keys).without_checks(),
             partition_key=today,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
@@ -509,7 +549,26 @@ def wait_for_marts(home: Path, acked: list, seen: dict[str, float], wait: float)
         if nxt:
             starts.append(min(nxt) - t)
     breakdown["raw materialization -> stg_events run starts"] = starts
+    breakdown["verification runs (checks only; start -> end)"] = verification_runs()
     return latencies, breakdown, pending
+
+
+def checks_mode() -> str:
+    interval = get_settings().refresh_checks_interval.total_seconds()
+    return f"a verification run every {interval:g} s" if interval else "in every refresh"
+
+
+def verification_runs() -> list[float]:
+    """Durations of the raw sensor's checks-only runs (REFRESH_CHECKS_INTERVAL_SECONDS)."""
+    import dagster as dg
+
+    from platform_assets.raw.sensors import VERIFICATION_TAG
+
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_run_records(
+            filters=dg.RunsFilter(tags={VERIFICATION_TAG: "refreshes"}), limit=100
+        )
+    return [r.end_time - r.start_time for r in runs if r.start_time and r.end_time]
 
 
 class LoadSampler(threading.Thread):
@@ -626,6 +685,8 @@ def report(
             else ""
         )
         + f"; refresh mode: {args.refresh_mode}"
+        + f"; dbt: {'a new process per invocation' if args.cold_dbt else 'warm server'}"
+        + f"; checks: {checks_mode()}"
     )
     say(
         f"traffic: {len(traffic.records)} events ({args.rate:g}/s for {args.duration:g} s), "

@@ -1,4 +1,7 @@
 -- mart_daily_sales_by_currency, converted order by order, adds up to mart_daily_sales
+-- it reads several models: Dagster shows it as a check of mart_daily_sales_by_currency, and runs it as one
+{{ config(meta={'dagster': {'ref': {'name': 'mart_daily_sales_by_currency'}}}) }}
+
 with
 
 by_currency as (

@@ -1,4 +1,7 @@
 -- mart_daily_sales adds up to fct_orders: sales and their USD revenue, refunds, cancellations
+-- it reads several models: Dagster shows it as a check of mart_daily_sales, and runs it as one
+{{ config(meta={'dagster': {'ref': {'name': 'mart_daily_sales'}}}) }}
+
 with
 
 sales as (

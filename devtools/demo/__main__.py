@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions-per-day", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
+    # the demo checks every refresh it shows (deployments verify refreshes every few minutes,
+    # REFRESH_CHECKS_INTERVAL_SECONDS): the injected fault fails a check in the next refresh
+    os.environ.setdefault("REFRESH_CHECKS_INTERVAL_SECONDS", "0")
+    get_settings.cache_clear()
     settings = get_settings()
     started = time.monotonic()
     lake = ParquetRawWriter(settings.lake_path)

@@ -5,6 +5,7 @@ way a person would, through the webserver's GraphQL API, so it shows in the UI."
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +52,15 @@ def prepare_instance(home: Path) -> int:
             instance.report_run_failed(run, "make dev stopped while this run was in flight")
             failed += 1
     return failed
+
+
+def start_warm_dbt(log_dir: Path) -> tuple[ChildProcess, Path]:
+    """The warm dbt server (platform_assets/dbt/warm.py) and its socket, which the code
+    location's dbt steps use once WARM_SOCKET names it. The socket lives in a short
+    private directory: Unix socket paths are limited to ~100 bytes, data directories not."""
+    socket = Path(tempfile.mkdtemp(prefix="warm-")) / "dbt.sock"
+    child = spawn("warm", "platform_assets.warm.server", ["--socket", str(socket)], log_dir)
+    return child, socket
 
 
 def start_dagster(host: str, port: int, log_dir: Path, env: dict[str, str]) -> ChildProcess:

@@ -8,11 +8,12 @@ import json
 import os
 import re
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import dagster as dg
 from dagster import AssetExecutionContext
@@ -29,6 +30,7 @@ from platform_assets.dbt.read_snapshot import PublishError, PublishReport, publi
 from platform_assets.partitions import daily_partitions
 from platform_assets.raw.assets import raw_asset_key
 from platform_assets.warehouse_runs import WAREHOUSE_POOL
+from platform_assets.warm import client as warm_client
 from platform_core.durable import replace_atomically
 from platform_core.settings import Settings, read_path_of
 
@@ -100,8 +102,11 @@ def partition_vars(context: AssetExecutionContext) -> dict[str, str]:
     pool=WAREHOUSE_POOL,
 )
 def dbt_event_models(context: AssetExecutionContext, dbt: DbtCliResource):
-    """Day-partitioned models: a run (or a single-run backfill) recomputes whole event days."""
-    args = ["build", "--vars", json.dumps(partition_vars(context))]
+    """Day-partitioned models: a run (or a single-run backfill) recomputes whole event days.
+    A run of their checks alone (the raw sensor's verification run) has no day: its dbt tests
+    read the whole table."""
+    partitioned = context.has_partition_key or context.has_partition_key_range
+    args = ["build", *(["--vars", json.dumps(partition_vars(context))] if partitioned else [])]
     yield from run_dbt(dbt, args, context)
 
 
@@ -140,11 +145,13 @@ def run_dbt(
     `partial_parse.msgpack` it starts from, and the one dagster-dbt copies from `target/`
     comes from whatever ran last: the partitioned and the whole-table steps (different vars)
     kept invalidating each other, ~2 s of parsing each on every refresh. Each op now starts
-    from the msgpack its own previous invocation left."""
+    from the msgpack its own previous invocation left, with vars or without (a verification
+    run tests the partitioned models without a day, and must not cost the next refresh a
+    full parse)."""
     op_name = context.op_execution_context.op.name
     root = target_root()
     run_dir = root / f"{op_name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
-    cache = root / "partial_parse" / f"{op_name}.msgpack"
+    cache = root / "partial_parse" / f"{op_name}{'-vars' if '--vars' in args else ''}.msgpack"
     if cache.is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cache, run_dir / PARTIAL_PARSE)
@@ -152,8 +159,11 @@ def run_dbt(
     # recorded only once readers can see it (the reconciliation relies on that)
     events: list[Any] = []
     failure: Exception | None = None
+    # no manifest.json / run_results.json per invocation (~1 s of a refresh's dbt step here):
+    # Dagster reads dbt's events as they stream, and the manifest it needs is the prepared one
     try:
-        for event in dbt.cli(list(args), context=context, target_path=run_dir).stream():
+        invocation = dbt.cli([*args, "--no-write-json"], context=context, target_path=run_dir)
+        for event in invocation.stream():
             events.append(event)
     except Exception as error:  # dbt failed: what it built is still recorded and published
         failure = error
@@ -231,7 +241,8 @@ class PlatformDbtCliResource(DbtCliResource):
     """dagster-dbt runs `dbt --version` in every run to tell dbt-core from dbt Fusion; that
     imports every adapter and asks PyPI for releases (10-20 s per run here, and in every run
     pod). The installed dbt-core gives the same answer at once. `_cli_version` is private in
-    dagster-dbt 0.29: check it on upgrades (tests/platform_assets/test_pipeline.py does).
+    dagster-dbt 0.29: check it on upgrades (tests/platform_assets/test_pipeline.py does),
+    as `_initialize_dbt_core_adapter` below.
 
     Locally, after each invocation, it publishes the warehouse file for readers
     (`read_snapshot.py`); not on BigQuery, whose readers never block a writer."""
@@ -242,10 +253,43 @@ class PlatformDbtCliResource(DbtCliResource):
     def _cli_version(self) -> version.Version:
         return version.parse(importlib.metadata.version("dbt-core"))
 
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:  # type: ignore[override]
+        """dagster-dbt also builds a dbt adapter in the run's own process before every
+        invocation (loading the profile and the project, registering the adapter: 1-2 s per
+        dbt step here), used only by `fetch_row_counts` and `fetch_column_metadata`, which
+        these assets do not call. None: the invocation runs without that handle, as
+        dagster-dbt does when building it fails. Private too: checked with `_cli_version`."""
+        return None
+
 
 def dbt_resource(settings: Settings) -> DbtCliResource:
+    socket = settings.warm_socket
+    warm = {"dbt_executable": str(warm_dbt_executable(socket))} if socket else {}
     return PlatformDbtCliResource(
         project_dir=dbt_project,
         target=settings.resolved_dbt_target,
         publish_read_snapshot=settings.is_local and settings.resolved_dbt_target == "local",
+        **warm,
     )
+
+
+def warm_dbt_executable(socket: Path) -> Path:
+    """The executable dagster-dbt runs to reach the warm server on `socket`
+    (platform_assets/warm): a two-line script next to the socket that starts the client
+    without site-packages, which runs the real dbt when no server answers."""
+    python = Path(sys.executable)
+    script = (
+        "#!/bin/sh\n"
+        f'exec "{python}" -S "{Path(warm_client.__file__).resolve()}" '
+        f'"{socket}" "{python.parent / "dbt"}" "$@"\n'
+    )
+    path = socket.parent / f"{socket.name}.dbt"
+    if not path.is_file() or path.read_text() != script:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        replace_atomically(path, lambda handle: write_executable(handle, script))
+    return path
+
+
+def write_executable(handle: BinaryIO, text: str) -> None:
+    os.fchmod(handle.fileno(), 0o755)  # before the rename: never seen without its mode
+    handle.write(text.encode())

@@ -29,6 +29,17 @@ removed, or both would refresh the same assets.
 In either mode the first tick (no cursor, or another lake/dataset) only takes stock of what
 raw holds and queues nothing: that data is a first build's (`make dev` launches one, a new
 deployment backfills), and a refresh of whole tables before it fails on missing upstreams.
+
+Checks (`checks_interval`, REFRESH_CHECKS_INTERVAL_SECONDS): with an interval, the refreshes
+the sensor requests carry no checks: they publish the models first, and the checks of every
+asset refreshed since (dbt tests, quality rules; not the reconciliation) run in ONE
+verification run, requested at most once per interval and only while no refresh is in
+flight, so it sees what the refreshes published. At a few events per second refreshes run
+back to back, and 180 dbt tests in each cost more than the models (bench/scale): this keeps
+the marts fresh in seconds and the verification minutes behind at most. The price: a dbt
+test that fails no longer stops the models downstream of it in the same refresh (it does in
+`dbt build`); the failure alerts from the verification run. With 0, every refresh carries its
+checks, as before.
 """
 
 import json
@@ -56,6 +67,7 @@ CURSOR_VERSION = 1
 MAX_DAYS_PER_RUN = 31
 EVENT_TABLE = "events"
 LATE_DAYS_TAG = "platform/late_event_days"
+VERIFICATION_TAG = "platform/verification"
 
 
 # --- cursor and late event days -------------------------------------------------------------
@@ -68,6 +80,8 @@ class RawCursor:
     pending_days: list[str] = field(default_factory=list)
     seq: int = 0
     dirty: list[str] = field(default_factory=list)  # refresh_latest: tables changed since
+    unverified: list[str] = field(default_factory=list)  # assets refreshed without checks
+    verified_at: float = 0.0  # when the last verification run was requested (epoch s)
 
     @classmethod
     def load(cls, text: str | None) -> "RawCursor":
@@ -85,6 +99,8 @@ class RawCursor:
             doc.get("pending", []),
             int(doc.get("seq", 0)),
             doc.get("dirty", []),
+            doc.get("unverified", []),
+            float(doc.get("verified_at", 0.0)),
         )
 
     def dump(self) -> str:
@@ -96,6 +112,8 @@ class RawCursor:
                 "pending": self.pending_days,
                 "seq": self.seq,
                 "dirty": self.dirty,
+                "unverified": self.unverified,
+                "verified_at": self.verified_at,
             },
             separators=(",", ":"),
             sort_keys=True,
@@ -147,6 +165,8 @@ def refresh_in_flight(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey])
     """Id of a queued/running run or requested backfill that refreshes any of `keys`."""
     wanted = set(keys)
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=list(IN_FLIGHT)), limit=200):
+        if VERIFICATION_TAG in run.tags:
+            continue  # checks only: a refresh may queue behind it
         selection = run.asset_selection
         if selection is not None and selection & wanted:
             return run.run_id
@@ -178,6 +198,44 @@ def _ride_along_checks(
         for check in repository.asset_graph.asset_check_keys
         if check.asset_key in wanted and check.name not in STANDALONE_CHECKS
     ]
+
+
+def verification_in_flight(instance: dg.DagsterInstance) -> bool:
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(statuses=list(IN_FLIGHT), tags={VERIFICATION_TAG: "refreshes"}),
+        limit=1,
+    )
+    return bool(runs)
+
+
+def _verification(
+    context: dg.SensorEvaluationContext,
+    cursor: "RawCursor",
+    now: datetime,
+    interval: timedelta,
+) -> dg.RunRequest | None:
+    """One run of the checks of every asset refreshed without them since the last one, once
+    the interval has passed, with neither a verification nor a refresh of those assets in
+    flight. It queues like a refresh (its dbt tests open the warehouse), behind the refresh
+    requested in the same tick."""
+    if not cursor.unverified or now.timestamp() - cursor.verified_at < interval.total_seconds():
+        return None
+    keys = [dg.AssetKey.from_user_string(k) for k in cursor.unverified]
+    checks = _ride_along_checks(context, keys)
+    if not checks or verification_in_flight(context.instance):
+        return None
+    if refresh_in_flight(context.instance, keys):  # it would check a table mid-refresh
+        return None
+    cursor.seq += 1
+    cursor.verified_at = now.timestamp()
+    cursor.unverified = []
+    # no partition: checks are not partitioned, and the dbt tests read whole tables
+    return dg.RunRequest(
+        run_key=f"verify-refreshes-{cursor.seq}",
+        asset_selection=[],
+        asset_check_keys=checks,
+        tags=warehouse_tags() | {VERIFICATION_TAG: "refreshes"},
+    )
 
 
 def _request(
@@ -234,11 +292,13 @@ def evaluate_raw_tables(
     now: datetime | None = None,
     refresh_latest: bool = False,
     whole_table_keys: Sequence[dg.AssetKey] = (),
+    checks_interval: timedelta = timedelta(0),
 ) -> dg.SensorResult:
     """One tick. `refresh_keys` are the day-partitioned assets whose late days this sensor
     refreshes. With `refresh_latest` the sensor also refreshes the latest day and the
     `whole_table_keys` downstream of what changed, in one run per tick (for deployments that
-    do not use declarative automation for them; see the module docstring)."""
+    do not use declarative automation for them; see the module docstring). A positive
+    `checks_interval` moves the refreshes' checks into verification runs."""
     now = now or datetime.now(UTC)
     cursor = RawCursor.load(context.cursor)
     baseline = cursor.identity != observer.identity
@@ -272,6 +332,20 @@ def evaluate_raw_tables(
             )
         )
 
+    def checks_for(keys: Sequence[dg.AssetKey]) -> list[dg.AssetCheckKey] | None:
+        """The checks a refresh of `keys` carries: none when a verification run does them."""
+        if not checks_interval:
+            return _ride_along_checks(context, keys)
+        cursor.unverified = sorted({*cursor.unverified, *(k.to_user_string() for k in keys)})
+        return []
+
+    # decided before this tick's refresh (which it does not cover) and queued after it, so
+    # that refresh does not wait for the checks
+    verification = (
+        _verification(context, cursor, now, checks_interval)
+        if checks_interval and not baseline
+        else None
+    )
     run_requests: list[dg.RunRequest] = []
     waiting_on = None
     if cursor.pending_days or cursor.dirty:
@@ -282,9 +356,7 @@ def evaluate_raw_tables(
         keys = list(refresh_keys)
         if refresh_latest:
             keys += _downstream(context, [EVENT_TABLE], whole_table_keys)
-        run_requests.append(
-            _request(cursor, "late", start, end, keys, _ride_along_checks(context, keys))
-        )
+        run_requests.append(_request(cursor, "late", start, end, keys, checks_for(keys)))
         cursor.pending_days = [d for d in cursor.pending_days if not start <= d <= end]
     elif waiting_on is None and cursor.dirty:
         whole = _downstream(context, cursor.dirty, whole_table_keys)
@@ -292,9 +364,7 @@ def evaluate_raw_tables(
         if EVENT_TABLE in cursor.dirty and days:
             keys = [*refresh_keys, *whole]
             run_requests.append(
-                _request(
-                    cursor, "latest", days[-1], days[-1], keys, _ride_along_checks(context, keys)
-                )
+                _request(cursor, "latest", days[-1], days[-1], keys, checks_for(keys))
             )
         elif whole:  # only CDC / dead letters changed: whole tables, no partition
             cursor.seq += 1
@@ -302,11 +372,13 @@ def evaluate_raw_tables(
                 dg.RunRequest(
                     run_key=f"whole-tables-{cursor.seq}",
                     asset_selection=whole,
-                    asset_check_keys=_ride_along_checks(context, whole),
+                    asset_check_keys=checks_for(whole),
                     tags=warehouse_tags(),
                 )
             )
         cursor.dirty = []
+
+    run_requests += [verification] if verification else []
 
     # what this tick saw, in the tick's reason or logs (the UI shows both per tick)
     saw = "; ".join(
@@ -330,6 +402,7 @@ def build_raw_sensor(
     observer_factory: Callable[[Settings], LakeObserver | BigQueryObserver] | None = None,
     minimum_interval_seconds: int | None = None,
     refresh_latest: bool = False,
+    checks_interval: timedelta | None = None,
 ) -> dg.SensorDefinition:
     """The raw sensor of this deployment (`settings` picks the lake or BigQuery observer and
     the interval, RAW_SENSOR_INTERVAL_SECONDS, unless `minimum_interval_seconds` is given).
@@ -339,6 +412,8 @@ def build_raw_sensor(
     makes the sensor request those refreshes itself, one run per tick (latest day of the
     partitioned models + the whole-table models downstream of what changed): use it only
     with the automation conditions of the dbt assets removed, or both would refresh them.
+    `checks_interval` (default: REFRESH_CHECKS_INTERVAL_SECONDS) moves the checks of the
+    refreshes into a verification run at most that often; 0 keeps them in every refresh.
     """
 
     def by_name(keys: Iterable[dg.AssetKey]) -> list[dg.AssetKey]:
@@ -371,6 +446,9 @@ def build_raw_sensor(
             partitions_def=daily_partitions(),
             refresh_latest=refresh_latest,
             whole_table_keys=whole_table_keys,
+            checks_interval=(
+                settings.refresh_checks_interval if checks_interval is None else checks_interval
+            ),
         )
         context.log.debug(f"raw sensor tick took {time.monotonic() - started:.2f}s")
         return result

@@ -201,7 +201,8 @@ def test_definitions_lineage_groups_and_refresh_wiring(dbt_manifest):
 
 
 def test_dbt_resource_knows_the_dbt_version_without_running_dbt(dbt_manifest):
-    """PlatformDbtCliResource overrides a private dagster-dbt property: fail loudly on upgrade."""
+    """PlatformDbtCliResource overrides private dagster-dbt members (the dbt version, the
+    in-process adapter nobody here uses): fail loudly on an upgrade that renames them."""
     import importlib.metadata
 
     from dagster_dbt import DbtCliResource
@@ -209,8 +210,10 @@ def test_dbt_resource_knows_the_dbt_version_without_running_dbt(dbt_manifest):
     from platform_assets.dbt.assets import dbt_resource
 
     assert "_cli_version" in DbtCliResource.__dict__
+    assert "_initialize_dbt_core_adapter" in DbtCliResource.__dict__
     resource = dbt_resource(get_settings())
     assert str(resource._cli_version) == importlib.metadata.version("dbt-core")
+    assert resource._initialize_dbt_core_adapter(["build"]) is None
 
 
 def test_dbt_steps_parse_incrementally_and_leave_bounded_target_dirs(built):
@@ -237,3 +240,42 @@ def test_dbt_steps_parse_incrementally_and_leave_bounded_target_dirs(built):
     kept = [p for p in root.iterdir() if p.is_dir() and INVOCATION_DIR.match(p.name)]
     assert len(kept) <= INVOCATIONS_KEPT
     assert not (root / "dbt_models-0000000-0000000").exists()  # the oldest went first
+
+
+def test_a_verification_run_checks_the_refreshed_assets_without_rebuilding_them(built):
+    """What the raw sensor's verification run executes (asset_selection=[] + check keys, no
+    partition): every selected check is evaluated, a dbt test, a singular test over several
+    models and a quality rule among them, and no model is rebuilt."""
+    from platform_assets.definitions import defs, platform_assets
+    from platform_assets.quality.checks import quality_asset_checks
+
+    refreshed = {
+        dg.AssetKey(["staging", "stg_events"]),
+        dg.AssetKey(["staging", "int_sessions"]),
+        dg.AssetKey(["mart", "mart_daily_sales"]),
+    }
+    checks = [
+        k
+        for k in defs.resolve_asset_graph().asset_check_keys
+        if k.asset_key in refreshed and k.name != "reconciles_with_source"
+    ]
+    expected = {
+        dg.AssetCheckKey(dg.AssetKey(["staging", "stg_events"]), "unique_stg_events_message_id"),
+        dg.AssetCheckKey(dg.AssetKey(["staging", "stg_events"]), "volume_anomaly"),
+        dg.AssetCheckKey(
+            dg.AssetKey(["mart", "mart_daily_sales"]), "assert_daily_sales_match_fct_orders"
+        ),
+    }
+    assert expected <= set(checks)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [*platform_assets(), *quality_asset_checks()],
+            instance=instance,
+            resources=defs.resources,
+            selection=dg.AssetSelection.checks(*checks),
+            raise_on_error=False,
+        )
+    assert result.success
+    assert result.get_asset_materialization_events() == []
+    evaluated = {e.asset_check_key for e in result.get_asset_check_evaluations()}
+    assert evaluated == set(checks)

@@ -346,6 +346,7 @@ def test_refresh_latest_mode_requests_one_run_for_the_latest_day_and_whole_table
         get_settings(),
         observer_factory=lambda _s: LakeObserver(lake.lake_path),
         refresh_latest=True,
+        checks_interval=timedelta(0),  # the refreshes alone (verification runs: below)
     )
     defs = dg.Definitions(
         assets=[dbt_event_models, dbt_models],
@@ -396,25 +397,72 @@ def test_refresh_latest_mode_requests_one_run_for_the_latest_day_and_whole_table
     assert "staging/stg_events" not in names and "mart/mart_user_behavior" in names
 
 
-def test_refreshes_of_the_code_location_leave_the_reconciliation_to_its_own_job(
-    dbt_manifest, lake, instance
-):
-    """Checks ride along with the refreshes the sensor requests, except the reconciliation,
-    which needs the source database and a drained stream (it has its own job)."""
+def code_location_ticks(lake, instance, env: dict[str, str]):
+    """The code location's raw sensor: its first tick, then a tick after events landed."""
     from platform_assets.definitions import build_definitions
-    from platform_assets.raw.sensors import SENSOR_NAME
     from platform_core.settings import Settings
 
-    defs = build_definitions(Settings.from_env({"LAKE_DIR": str(lake.lake_path)}))
+    defs = build_definitions(Settings.from_env({"LAKE_DIR": str(lake.lake_path), **env}))
     sensor = defs.resolve_sensor_def(SENSOR_NAME)
     first = sensor(dg.build_sensor_context(instance=instance, definitions=defs))
     lake.write("events", events(datetime.now(UTC).date()))
     context = dg.build_sensor_context(instance=instance, cursor=first.cursor, definitions=defs)
-    (request,) = sensor(context).run_requests
-    checks = set(request.asset_check_keys)
-    selected = set(request.asset_selection)
+    return defs, sensor, sensor(context)
+
+
+def assert_checks_of_the_refresh(checks: set, selected: set) -> None:
+    """Every check of the refreshed assets but the reconciliation, which needs the source
+    database and a drained stream (it has its own job)."""
     assert checks and {c.asset_key for c in checks} <= selected
     events_key = dg.AssetKey(["staging", "stg_events"])
-    assert dg.AssetCheckKey(events_key, "unique_stg_events_message_id") in checks
-    assert dg.AssetCheckKey(events_key, "volume_anomaly") in checks
+    assert dg.AssetCheckKey(events_key, "unique_stg_events_message_id") in checks  # dbt test
+    assert dg.AssetCheckKey(events_key, "volume_anomaly") in checks  # quality rule
+    funnel = dg.AssetKey(["mart", "mart_conversion_funnel"])
+    assert dg.AssetCheckKey(funnel, "assert_funnel_steps_monotonic") in checks  # singular test
     assert not any(c.name == "reconciles_with_source" for c in checks)
+
+
+def test_with_no_checks_interval_checks_ride_along_with_every_refresh(dbt_manifest, lake, instance):
+    _defs, _sensor, tick = code_location_ticks(
+        lake, instance, {"REFRESH_CHECKS_INTERVAL_SECONDS": "0"}
+    )
+    (request,) = tick.run_requests
+    assert_checks_of_the_refresh(set(request.asset_check_keys), set(request.asset_selection))
+    assert RawCursor.load(tick.cursor).unverified == []
+
+
+def test_refreshes_publish_first_and_one_verification_run_checks_them(dbt_manifest, lake, instance):
+    """The default: refreshes carry no checks; the next tick with no refresh in flight asks
+    for one checks-only run of everything refreshed since, then none until the interval has
+    passed, however many refreshes follow."""
+    defs, sensor, tick = code_location_ticks(lake, instance, {})
+    (refresh,) = tick.run_requests
+    assert refresh.asset_check_keys == [] and refresh.partition_key is not None
+    refreshed = set(refresh.asset_selection)
+    assert {k.to_user_string() for k in refreshed} == set(RawCursor.load(tick.cursor).unverified)
+
+    context = dg.build_sensor_context(instance=instance, cursor=tick.cursor, definitions=defs)
+    verify = sensor(context)
+    (verification,) = verify.run_requests
+    assert verification.asset_selection == []
+    assert verification.tags[WAREHOUSE_TAG_KEY] == "refresh"  # queues like a refresh
+    assert verification.partition_key is None  # checks are not partitioned
+    assert_checks_of_the_refresh(set(verification.asset_check_keys), refreshed)
+    # a verification in flight does not hold back the next refresh (it queues behind it)...
+    instance.add_run(
+        dg.DagsterRun(
+            job_name="__anonymous_asset_job",
+            run_id="verification",
+            status=dg.DagsterRunStatus.STARTING,
+            asset_check_selection=frozenset(verification.asset_check_keys),
+            tags=dict(verification.tags),
+        )
+    )
+    lake.write("events", events(datetime.now(UTC).date(), 2, start=50))
+    context = dg.build_sensor_context(instance=instance, cursor=verify.cursor, definitions=defs)
+    again = sensor(context)
+    (next_refresh,) = again.run_requests
+    assert next_refresh.asset_check_keys == [] and next_refresh.asset_selection
+    # ...and within the interval no second verification is asked for
+    context = dg.build_sensor_context(instance=instance, cursor=again.cursor, definitions=defs)
+    assert sensor(context).run_requests == []

@@ -227,7 +227,7 @@ def stop(process: subprocess.Popen) -> int:
 def test_events_flow_from_pubsub_to_the_marts(streaming_env):
     from platform_assets.dbt.assets import dbt_resource
     from platform_assets.definitions import platform_assets
-    from platform_assets.raw.sensors import build_raw_sensor
+    from platform_assets.raw.sensors import VERIFICATION_TAG, build_raw_sensor
     from streaming.raw.compaction import compact_lake
 
     tmp_path, names = streaming_env
@@ -352,6 +352,7 @@ def test_events_flow_from_pubsub_to_the_marts(streaming_env):
             # the sensor's run requests, one after the other, until it asks for nothing:
             # yesterday's late day, then today's partition with the whole tables downstream
             requested: list[tuple[str | None, frozenset]] = []
+            verifications = 0  # checks-only runs (REFRESH_CHECKS_INTERVAL_SECONDS)
             # the models this test reads; the marts that also need tables this test never
             # builds (fct_orders, stg_products) would fail in this cold warehouse
             checked = {
@@ -365,6 +366,10 @@ def test_events_flow_from_pubsub_to_the_marts(streaming_env):
                 if not tick.run_requests:
                     break
                 for request in tick.run_requests:
+                    if not request.asset_selection:  # the checks of what was refreshed
+                        assert request.asset_check_keys and VERIFICATION_TAG in request.tags
+                        verifications += 1
+                        continue
                     requested.append((request.partition_key, frozenset(request.asset_selection)))
                     run = dg.materialize(
                         platform_assets(),
@@ -381,6 +386,7 @@ def test_events_flow_from_pubsub_to_the_marts(streaming_env):
                 for event in tick.asset_events:
                     instance.report_runless_asset_event(event)
             assert tick.run_requests == []
+            assert verifications == 1  # after the first refresh; the next one waits 5 minutes
             assert {day for day, _keys in requested} >= {str(yesterday), str(today)}
             refreshed = frozenset().union(*(keys for _day, keys in requested))
             assert checked | {dg.AssetKey(["mart", "mart_product_performance"])} <= refreshed
