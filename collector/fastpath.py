@@ -24,6 +24,7 @@ contract's order, integers beyond 64 bits as sent (orjson would round them to fl
 from __future__ import annotations
 
 import operator
+from itertools import chain
 from typing import Any
 
 import msgspec
@@ -190,6 +191,7 @@ class _BatchFields:
 _KIND = {kind: kind.KIND for kind in MESSAGES.values()}  # the compiled types, their `type`
 _MESSAGE_ID = operator.attrgetter("messageId")
 _TIMES = operator.attrgetter("timestamp", "originalTimestamp")
+_IS_TEXT = str.__instancecheck__  # decoded timestamps are str, None or UNSET
 _ID_ENTRY = b"\x0a\x0amessage_id\x12"  # a message_id attribute's key, and its value's tag
 # the message_id attribute entry up to its value, per length of the value (at most 1,024
 # bytes, wire.MAX_ATTRIBUTE_BYTES)
@@ -221,7 +223,7 @@ class _FastMessages:
         self.positions: list[int] = []  # ... their batch indexes
         self.published: list[bytes] = []  # ... and their Pub/Sub messages
         self.large: list[tuple[int, Any]] = []  # (index, message) over 32 KB as stamped
-        self.times: list[Any] = []  # the timestamps to check (and None / UNSET)
+        self.times: list[Any] = []  # sentAt values to check (and None)
         self.schemas: dict[Any, list[dict[str, Any]]] = {}  # e-commerce schema: properties
 
     def encode(self, events: list[Any]) -> None:
@@ -296,7 +298,6 @@ class _FastMessages:
                 value = message_id.encode()
             else:
                 value = self.batch.id_value(message_id)
-            times += _TIMES(message)
             if own_sent_at is not UNSET:
                 times.append(own_sent_at)
             taken.append(message)
@@ -307,9 +308,11 @@ class _FastMessages:
 
     def drop_invalid(self) -> None:
         """Leave out (to the exact path) the taken events the compiled contract refuses."""
+        times = self.times  # the batch's sentAt, the events' own, then their timestamps
+        times += chain.from_iterable(map(_TIMES, self.messages))
         if (
             all_identified(self.messages)
-            and datetimes_valid([t for t in self.times if type(t) is str])
+            and datetimes_valid(list(filter(_IS_TEXT, times)))
             and all(properties_valid(s, p) for s, p in self.schemas.items())
         ):
             return
