@@ -22,7 +22,8 @@ How it is derived (`_field_type`): each model field becomes a msgspec field of t
 str, int and float with their MinLen/MaxLen/Ge/Gt constraints, `X | None`, `dict[str, Any]`,
 `list[Model]`, nested models, and the `text_from_int` coercion of ids (as `str | int`). The
 `type` literal becomes the tag of a tagged union; the message-level rule (`IDENTITY_FIELDS`)
-and the e-commerce property schemas are applied by `messages_valid`. Anything else in a
+and the e-commerce property schemas are applied by `messages_valid` (per message) or by
+`all_identified` and `properties_valid` (a request's messages at once). Anything else in a
 model (another validator, type or model setting) fails the import with CompileError: a rule
 added to the contract cannot be skipped here silently; teach `_field_type` first.
 
