@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from itertools import chain
 
 from collector import wire
 from collector.config import MAX_MESSAGES_PER_PUBLISH, MAX_PUBLISH_BYTES
@@ -84,7 +85,9 @@ class Coalescer:
             self._drain()
 
     async def _send(self, group: list[_Waiting]) -> None:
-        messages = group[0][0] if len(group) == 1 else [m for g in group for m in g[0]]
+        messages = (
+            group[0][0] if len(group) == 1 else list(chain.from_iterable(g[0] for g in group))
+        )
         try:
             await self.publish(self.topic, wire.publish_request(self.topic, messages))
         except PublishError as error:

@@ -68,6 +68,7 @@ class Delivery:
         self._stop: asyncio.Event | None = None
         self._stopping = False
         self._coalescers: dict[str, Coalescer] = {}
+        self._latencies: dict[str, Any] = {}  # publish_latency's children, per topic kind
         self._topic_kind = {
             config.events_topic_path: "events",
             config.dead_letter_topic_path: "dead_letter",
@@ -220,7 +221,10 @@ class Delivery:
         except PublishError as error:
             self.metrics.publish_failures.labels(error.code).inc()
             raise
-        self.metrics.publish_latency.labels(kind).observe(time.perf_counter() - started)
+        latency = self._latencies.get(kind)
+        if latency is None:  # "events", "dead_letter", "replay", "other": looked up once
+            latency = self._latencies[kind] = self.metrics.publish_latency.labels(kind)
+        latency.observe(time.perf_counter() - started)
         return ids
 
     async def _spool(self, frames: list[tuple[bytes, int]]) -> None:

@@ -14,13 +14,17 @@ returns None and the whole request takes the exact path, which answers as it alw
 `ingest_decoded` runs after authentication and the batch limits: it stamps each fast event
 (receivedAt, the batch's sentAt, context and integrations where it has none), encodes it,
 checks its size, and hands everything else to the exact path, keeping the batch order of
-messages and rejections. What is published is the same event either way; the fast path
-writes it with msgspec instead of orjson: the same JSON, keys in the contract's order,
-integers beyond 64 bits as sent (orjson would round them to floats).
+messages and rejections. The compiled contract's rules that its types do not carry (someone
+named, timestamps, e-commerce properties) are checked once for all the request's fast events,
+and event by event only when that check fails. What is published is the same event either
+way; the fast path writes it with msgspec instead of orjson: the same JSON, keys in the
+contract's order, integers beyond 64 bits as sent (orjson would round them to floats).
 """
 
 from __future__ import annotations
 
+import operator
+from itertools import chain
 from typing import Any
 
 import msgspec
@@ -33,10 +37,14 @@ from collector.config import MAX_EVENT_BYTES
 from collector.ingest import Ingested, MessageBatch, check_batch_limits, merge_batch_fields
 from platform_core.contract import stamp_received
 from platform_core.contract_compiled import (
+    ECOMMERCE_SCHEMAS,
+    MESSAGES,
     Message,
+    all_identified,
     context_canonical,
     datetimes_valid,
     messages_valid,
+    properties_valid,
 )
 
 
@@ -135,14 +143,20 @@ def ingest_decoded(
 ) -> Ingested:
     """The messages of a decoded batch (see the module docstring). Raises ApiError (413) when
     the batch is out of limits, as the exact path does."""
-    check_batch_limits(len(decoded.events), decoded.sent_at, decoded.context, decoded.integrations)
+    events = decoded.events
+    check_batch_limits(len(events), decoded.sent_at, decoded.context, decoded.integrations)
     batch = MessageBatch(source, received_at_z, redactor)
-    fields = _BatchFields(decoded, received_at_z)
-    indexes, messages = _taken(decoded.events, fields)
-    exact = _publish(batch, indexes, messages, fields)
-    if len(indexes) < len(decoded.events):
-        exact += sorted(set(range(len(decoded.events))) - set(indexes))
-    for index in exact:
+    fast = _FastMessages(batch, _BatchFields(decoded, received_at_z))
+    fast.encode(events)
+    fast.drop_invalid()
+    batch.add_encoded(
+        fast.positions,
+        fast.published,
+        list(map(_KIND.__getitem__, map(type, fast.messages))),
+        list(map(_MESSAGE_ID, fast.messages)),
+        sum(map(len, fast.published)),
+    )
+    for index in fast.exact(len(events)):
         _exact(batch, decoded, index, received_at_z, source)
     return batch.finish()
 
@@ -174,121 +188,156 @@ class _BatchFields:
             self.context = context_canonical(_ENCODE(decoded.context)) or UNSET
 
 
-def _taken(events: list[Any], fields: _BatchFields) -> tuple[list[int], list[Any]]:
-    """(batch index, message) of the events the fast path takes: decoded, accepted by the
-    compiled contract, and stamped without any of the exact path's rules (a messageId of
-    their own; no writeKey or receivedAt to remove; no context or integrations to merge with
-    the batch's; the batch's sentAt, if they take it, a string). Their contexts are replaced
-    by the canonical ones (`context_canonical`)."""
-    batch_context, integrations = fields.context, fields.integrations
-    sent_at = fields.sent_at
-    odd_sent_at = sent_at is not None and type(sent_at) is not str
-    indexes: list[int] = []
-    messages: list[Any] = []
-    times: list[Any] = []
-    last_raw: Raw | None = None  # the events of a batch mostly share their context
-    last_canonical: Raw | None = None
-    for index, message in enumerate(events):
-        if (
-            not isinstance(message, msgspec.Struct)
-            or type(message.messageId) is not str  # none: derived from the event's content
-            or message.writeKey is not UNSET
-            or message.receivedAt is not UNSET
-            or (integrations is not None and message.integrations is not UNSET)
-        ):
-            continue
-        own_sent_at = message.sentAt
-        if own_sent_at is UNSET:
-            if odd_sent_at:
-                continue  # the batch's sentAt makes the event invalid: the exact reason
-            own_sent_at = sent_at
-        context = message.context
-        if batch_context is not None:
-            if context is not UNSET or batch_context is UNSET:
-                continue  # merged with the batch's context, or that one is doubtful
-        elif context is not UNSET:
-            if last_raw is None or context != last_raw:
-                canonical = context_canonical(bytes(context))
-                if canonical is None:
-                    continue
-                last_raw, last_canonical = context, canonical
-            message.context = last_canonical
-        indexes.append(index)
-        messages.append(message)
-        times += (message.timestamp, message.originalTimestamp, own_sent_at)
-    valid = messages_valid(messages)
-    if not datetimes_valid([t for t in times if type(t) is str]):  # then event by event
-        valid = [
-            ok and datetimes_valid([t for t in times[3 * i : 3 * i + 3] if type(t) is str])
-            for i, ok in enumerate(valid)
-        ]
-    if all(valid):
-        return indexes, messages
-    kept = [i for i, ok in enumerate(valid) if ok]
-    return [indexes[i] for i in kept], [messages[i] for i in kept]
-
-
+_KIND = {kind: kind.KIND for kind in MESSAGES.values()}  # the compiled types, their `type`
+_MESSAGE_ID = operator.attrgetter("messageId")
+_TIMES = operator.attrgetter("timestamp", "originalTimestamp")
+_IS_TEXT = str.__instancecheck__  # decoded timestamps are str, None or UNSET
 _ID_ENTRY = b"\x0a\x0amessage_id\x12"  # a message_id attribute's key, and its value's tag
+# the message_id attribute entry up to its value, per length of the value (at most 1,024
+# bytes, wire.MAX_ATTRIBUTE_BYTES)
+_ID_HEADS = [
+    b"\x12" + wire.varint(len(_ID_ENTRY) + len(wire.varint(n)) + n) + _ID_ENTRY + wire.varint(n)
+    for n in range(wire.MAX_ATTRIBUTE_BYTES + 1)
+]
 
 
-def _publish(
-    batch: MessageBatch, indexes: list[int], messages: list[Any], fields: _BatchFields
-) -> list[int]:
-    """Stamp, encode and frame the taken messages as Pub/Sub messages (wire format, as
-    `wire.message` with the attributes of `ingest.MessageBatch.finish`) into `batch`; the
-    indexes of those over 32 KB as stamped (the exact path applies its size rules)."""
-    received, sent_at = fields.received, fields.sent_at
-    context, integrations = fields.context, fields.integrations
-    encode, varint, varints = _ENCODE, wire.varint_of, wire.VARINTS
-    events: dict[str, bytes] = {}  # the attributes but message_id: per track event name
-    types: dict[str, bytes] = {}  # ... and per type of the other messages
-    published: list[bytes] = []
-    kinds: list[str] = []
-    ids: list[str] = []
-    positions: list[int] = []
-    too_large: list[int] = []
-    size = 0
-    for index, message in zip(indexes, messages, strict=True):
-        message.receivedAt = received
-        if sent_at is not None and message.sentAt is UNSET:
-            message.sentAt = sent_at
-        if context is not None and message.context is UNSET:
-            message.context = context
-        if integrations is not None and message.integrations is UNSET:
-            message.integrations = integrations
-        data = encode(message)
-        if len(data) > MAX_EVENT_BYTES:
-            too_large.append(index)
-            continue
-        kind = message.KIND
-        if kind == "track":
-            prefix = events.get(message.event)
-            if prefix is None:
-                prefix = events[message.event] = batch.attributes(kind, message.event)
-        else:
-            prefix = types.get(kind)
-            if prefix is None:
-                prefix = types[kind] = batch.attributes(kind, None)
-        message_id = message.messageId
-        value = message_id.encode() if len(message_id) <= 256 else batch.id_value(message_id)
-        length = len(value)
-        encoded = b"".join(
-            (
-                b"\x0a",
-                varint(len(data)),
-                data,
-                prefix,
-                b"\x12",
-                varints[len(_ID_ENTRY) + 1 + (length > 127) + length],
-                _ID_ENTRY,
-                varints[length],
-                value,
+class _FastMessages:
+    """The events of a batch the fast path takes, stamped and encoded as Pub/Sub messages
+    (wire format, as `wire.message` with the attributes of `ingest.MessageBatch.finish`).
+
+    An event is taken when it is decoded, accepted by the compiled contract, and stamped
+    without any of the exact path's rules (a messageId of its own; no writeKey or receivedAt
+    to remove; no context or integrations to merge with the batch's; the batch's sentAt, if
+    it takes it, a string); its context is replaced by the canonical one
+    (`context_canonical`). `encode` stamps and encodes every event it may take in one pass
+    and gathers what the compiled contract checks for a whole request at once (who the
+    message names, timestamps, e-commerce properties); `drop_invalid` applies those checks,
+    event by event only when the request's check fails. Events it does not take, and those
+    over 32 KB as stamped, go to the exact path (`exact`), which decides with the contract's
+    rules and applies its size rules."""
+
+    def __init__(self, batch: MessageBatch, fields: _BatchFields) -> None:
+        self.batch = batch
+        self.fields = fields
+        self.messages: list[Any] = []  # taken, in batch order
+        self.positions: list[int] = []  # ... their batch indexes
+        self.published: list[bytes] = []  # ... and their Pub/Sub messages
+        self.large: list[tuple[int, Any]] = []  # (index, message) over 32 KB as stamped
+        self.times: list[Any] = []  # sentAt values to check (and None)
+        self.schemas: dict[Any, list[dict[str, Any]]] = {}  # e-commerce schema: properties
+
+    def encode(self, events: list[Any]) -> None:
+        fields = self.fields
+        received, sent_at = fields.received, fields.sent_at
+        batch_context, integrations = fields.context, fields.integrations
+        stamp_sent_at = sent_at is not None
+        odd_sent_at = stamp_sent_at and type(sent_at) is not str
+        if type(sent_at) is str:
+            self.times.append(sent_at)  # once: every event without its own takes it
+        encode, varint, heads = _ENCODE, wire.varint_of, _ID_HEADS
+        kinds, taken, published = _KIND, self.messages, self.published
+        positions, times, schemas = self.positions, self.times, self.schemas
+        tracks: dict[str, tuple[bytes, list[dict[str, Any]] | None]] = {}  # per event name
+        others: dict[str, bytes] = {}  # the attributes but message_id, per message type
+        last_raw: Raw | None = None  # the events of a batch mostly share their context
+        last_canonical: Raw | None = None
+        for index, message in enumerate(events):
+            kind = kinds.get(type(message))  # None: not decoded (the exact path's JSON)
+            if (
+                kind is None
+                or type(message.messageId) is not str  # none: derived from the content
+                or message.writeKey is not UNSET
+                or message.receivedAt is not UNSET
+                or (integrations is not None and message.integrations is not UNSET)
+            ):
+                continue
+            own_sent_at = message.sentAt
+            if own_sent_at is UNSET:
+                if odd_sent_at:
+                    continue  # the batch's sentAt makes the event invalid: the exact reason
+                if stamp_sent_at:
+                    message.sentAt = sent_at
+            context = message.context
+            if batch_context is not None:
+                if context is not UNSET or batch_context is UNSET:
+                    continue  # merged with the batch's context, or that one is doubtful
+                message.context = batch_context
+            elif context is not UNSET:
+                if last_raw is None or context != last_raw:
+                    canonical = context_canonical(bytes(context))
+                    if canonical is None:
+                        continue
+                    last_raw, last_canonical = context, canonical
+                message.context = last_canonical
+            if integrations is not None and message.integrations is UNSET:
+                message.integrations = integrations
+            message.receivedAt = received
+            data = encode(message)
+            if len(data) > MAX_EVENT_BYTES:
+                self.large.append((index, message))
+                continue
+            if kind == "track":
+                name = message.event
+                found = tracks.get(name)
+                if found is None:
+                    schema = ECOMMERCE_SCHEMAS.get(name)
+                    found = tracks[name] = (
+                        self.batch.attributes(kind, name),
+                        None if schema is None else schemas.setdefault(schema, []),
+                    )
+                prefix, properties = found
+                if properties is not None:
+                    own = message.properties
+                    properties.append({} if own is UNSET else own)
+            else:
+                prefix = others.get(kind)
+                if prefix is None:
+                    prefix = others[kind] = self.batch.attributes(kind, None)
+            message_id = message.messageId
+            if len(message_id) <= 256:
+                value = message_id.encode()
+            else:
+                value = self.batch.id_value(message_id)
+            if own_sent_at is not UNSET:
+                times.append(own_sent_at)
+            taken.append(message)
+            positions.append(index)
+            published.append(
+                b"".join((b"\x0a", varint(len(data)), data, prefix, heads[len(value)], value))
             )
-        )
-        size += len(encoded)
-        published.append(encoded)
-        kinds.append(kind)
-        ids.append(message_id)
-        positions.append(index)
-    batch.add_encoded(positions, published, kinds, ids, size)
-    return too_large
+
+    def drop_invalid(self) -> None:
+        """Leave out (to the exact path) the taken events the compiled contract refuses."""
+        times = self.times  # the batch's sentAt, the events' own, then their timestamps
+        times += chain.from_iterable(map(_TIMES, self.messages))
+        if (
+            all_identified(self.messages)
+            and datetimes_valid(list(filter(_IS_TEXT, times)))
+            and all(properties_valid(s, p) for s, p in self.schemas.items())
+        ):
+            return
+        valid = _valid(self.messages)
+        self.positions = [i for i, ok in zip(self.positions, valid, strict=True) if ok]
+        self.messages = [m for m, ok in zip(self.messages, valid, strict=True) if ok]
+        self.published = [m for m, ok in zip(self.published, valid, strict=True) if ok]
+
+    def exact(self, count: int) -> list[int]:
+        """The batch indexes of the events for the exact path: those over 32 KB as stamped
+        that the compiled contract accepts, then the others it did not take."""
+        if len(self.positions) == count:
+            return []
+        large = self.large
+        too_large = [
+            i for (i, _), ok in zip(large, _valid([m for _, m in large]), strict=True) if ok
+        ]
+        taken = set(self.positions).union(too_large)
+        return too_large + [index for index in range(count) if index not in taken]
+
+
+def _valid(messages: list[Any]) -> list[bool]:
+    """Per message, whether the compiled contract accepts it (`messages_valid` and its
+    timestamps, the sentAt it was stamped with included)."""
+    return [
+        ok and datetimes_valid([t for t in (*_TIMES(m), m.sentAt) if type(t) is str])
+        for m, ok in zip(messages, messages_valid(messages), strict=True)
+    ]

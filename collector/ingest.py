@@ -46,6 +46,7 @@ _TYPE_ATTRIBUTE = {kind: wire.attribute("type", kind) for kind in MESSAGE_TYPES}
 _NO_EVENT = wire.attribute("event", "")
 _EVENT_ATTRIBUTES: dict[str, bytes] = {}  # event name -> encoded attribute (bounded cache)
 _EVENT_CACHE_SIZE = 2048
+_SOURCE_ATTRIBUTES: dict[str, bytes] = {}  # source -> encoded attribute (bounded cache)
 _NO_KEYS = Redactor()  # write key fields only, when the caller knows no configured keys
 
 
@@ -107,6 +108,15 @@ def request_too_large(reason: str) -> ApiError:
     )
 
 
+def _source_attribute(source: str) -> bytes:
+    encoded = _SOURCE_ATTRIBUTES.get(source)
+    if encoded is None:  # sources are the configured write keys' (a bounded cache anyway)
+        encoded = wire.attribute("source", source)
+        if len(_SOURCE_ATTRIBUTES) < _EVENT_CACHE_SIZE:
+            _SOURCE_ATTRIBUTES[source] = encoded
+    return encoded
+
+
 def _event_attribute(name: str) -> bytes:
     encoded = _EVENT_ATTRIBUTES.get(name)
     if encoded is None:
@@ -127,9 +137,7 @@ class MessageBatch:
         self.result = Ingested()
         self.size = 0  # bytes of every message encoded so far (MAX_REQUEST_MESSAGE_BYTES)
         # attribute entries shared by every event of the request
-        self.common = wire.attribute("source", source) + wire.attribute(
-            "received_at", received_at_z
-        )
+        self.common = _source_attribute(source) + wire.attribute("received_at", received_at_z)
         self.pending: list[tuple[int | None, Any, dict[str, Any], bytes, bytes | None]] = []
         self.positions: list[int] = []  # batch index of each message, when both paths added
 

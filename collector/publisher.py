@@ -92,6 +92,7 @@ class PubSubPublisher:
         self.emulator_host = emulator_host
         self.target = emulator_host or target
         self._channel: grpc.aio.Channel | None = None
+        self._metadata: dict[str, tuple[tuple[str, str], ...]] = {}  # per topic
 
     async def start(self) -> None:
         if self._channel is not None:
@@ -126,7 +127,10 @@ class PubSubPublisher:
     async def publish(self, topic: str, request: bytes, timeout: float) -> list[str]:
         """Send one encoded PublishRequest for `topic`; the Pub/Sub message ids once
         acknowledged."""
-        metadata = (("x-goog-request-params", "topic=" + quote(topic, safe="")),)
+        metadata = self._metadata.get(topic)
+        if metadata is None:  # the collector's two topics: built once each
+            metadata = (("x-goog-request-params", "topic=" + quote(topic, safe="")),)
+            self._metadata[topic] = metadata
         try:
             response = await self._publish(request, timeout=timeout, metadata=metadata)
         except grpc.aio.AioRpcError as error:

@@ -85,10 +85,17 @@ def message(data: bytes, encoded_attributes: bytes) -> bytes:
 def publish_request(topic: str, messages: list[bytes]) -> bytes:
     """An encoded PublishRequest of already encoded PubsubMessages."""
     name = topic.encode()
-    parts = [b"\x0a", varint(len(name)), name]
-    for item in messages:
-        parts += (b"\x12", varint_of(len(item)), item)
-    return b"".join(parts)
+    count = len(messages)
+    lengths = list(map(len, messages))
+    # each message as field 2: its tag, its length, itself (interleaved by slice
+    # assignment: no Python-level step per message)
+    parts: list[bytes] = [b"\x12"] * (3 * count)
+    if max(lengths, default=0) < len(VARINTS):
+        parts[1::3] = map(VARINTS.__getitem__, lengths)
+    else:
+        parts[1::3] = map(varint, lengths)
+    parts[2::3] = messages
+    return b"".join((b"\x0a", varint(len(name)), name, *parts))
 
 
 def topic_of(request: bytes) -> str:

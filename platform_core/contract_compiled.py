@@ -22,7 +22,8 @@ How it is derived (`_field_type`): each model field becomes a msgspec field of t
 str, int and float with their MinLen/MaxLen/Ge/Gt constraints, `X | None`, `dict[str, Any]`,
 `list[Model]`, nested models, and the `text_from_int` coercion of ids (as `str | int`). The
 `type` literal becomes the tag of a tagged union; the message-level rule (`IDENTITY_FIELDS`)
-and the e-commerce property schemas are applied by `messages_valid`. Anything else in a
+and the e-commerce property schemas are applied by `messages_valid` (per message) or by
+`all_identified` and `properties_valid` (a request's messages at once). Anything else in a
 model (another validator, type or model setting) fails the import with CompileError: a rule
 added to the contract cannot be skipped here silently; teach `_field_type` first.
 
@@ -237,6 +238,8 @@ _CONTEXT = msgspec.json.Decoder(_struct(contract.Context))
 _ANY = msgspec.json.Decoder()
 _ENCODE = msgspec.json.Encoder().encode
 _ECOMMERCE = {name: _struct(model) for name, model in contract.ECOMMERCE_EVENTS.items()}
+ECOMMERCE_SCHEMAS: dict[str, type[msgspec.Struct]] = _ECOMMERCE  # per track event name
+_SCHEMA_LISTS = {schema: list[schema] for schema in _ECOMMERCE.values()}  # type: ignore[valid-type]
 _TIMES = list[dt.datetime]
 _contexts: dict[bytes, Raw] = {}
 
@@ -270,6 +273,23 @@ def datetimes_valid(texts: list[str]) -> bool:
         return True
     try:
         msgspec.convert(texts, _TIMES)
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
+def all_identified(messages: list[Any]) -> bool:
+    """Whether every message names someone (`IDENTITY_FIELDS`, the `_identified` validator):
+    one pass in C over a request's messages; `messages_valid` says which do not."""
+    return all(map(any, map(_identity, messages)))
+
+
+def properties_valid(schema: type[msgspec.Struct], properties: list[dict[str, Any]]) -> bool:
+    """Whether every track's properties satisfy `schema` (a value of `ECOMMERCE_SCHEMAS`; a
+    track without properties is checked as `{}`): one call for a request's tracks of that
+    schema; `messages_valid` says which do not."""
+    try:
+        _convert(properties, _SCHEMA_LISTS[schema])
     except msgspec.ValidationError:
         return False
     return True

@@ -27,6 +27,7 @@ from collector.config import (
     CollectorConfigError,
 )
 from collector.errors import ApiError
+from collector.handler import received_at_text
 from collector.ingest import ingest_batch, ingest_event
 from collector.logs import JsonFormatter
 from collector.spool import Spool, SpoolError
@@ -628,3 +629,18 @@ def test_logs_are_one_json_object_per_line():
     assert first["message"] == "spooling 3 events" and first["level"] == "warning"
     assert first["topic"] == "events" and first["when"].startswith("2026-01-01")
     assert "ValueError: boom" in second["exception"]
+
+
+@pytest.mark.parametrize(
+    ("now", "text"),
+    [
+        (datetime(2026, 12, 6, 7, 15, 57, 646999, tzinfo=UTC), "2026-12-06T07:15:57.646Z"),
+        (datetime(2026, 1, 2, 3, 4, 5, 0, tzinfo=UTC), "2026-01-02T03:04:05.000Z"),
+        (datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), "1999-12-31T23:59:59.999Z"),
+    ],
+)
+def test_received_at_is_written_as_the_contract_writes_timestamps(now, text):
+    # the handler's fast formatting of the receipt time, against the spec's form (RFC 3339,
+    # milliseconds truncated, Z) and the contract's isoformat_z
+    assert received_at_text(now) == text
+    assert isoformat_z(now) == text

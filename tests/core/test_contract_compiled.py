@@ -17,10 +17,13 @@ from hypothesis import HealthCheck, given, settings
 
 from platform_core.contract import ContractError, parse_message
 from platform_core.contract_compiled import (
+    ECOMMERCE_SCHEMAS,
     Message,
+    all_identified,
     context_canonical,
     datetimes_valid,
     messages_valid,
+    properties_valid,
 )
 
 
@@ -75,3 +78,25 @@ def test_what_the_compiled_check_accepts_the_contract_accepts(event):
             parse_message(event)
         except ContractError as error:
             pytest.fail(f"compiled check accepted what the contract refuses ({error}): {event}")
+
+
+def decoded(event: dict[str, Any]) -> Any:
+    return msgspec.json.decode(json.dumps(event), type=Message)
+
+
+def test_request_wide_checks_refuse_a_request_with_one_bad_message():
+    # hand-written: who the message names (Segment: userId or anonymousId) and the
+    # e-commerce spec's Product Viewed (product_id required, price >= 0)
+    named = [
+        decoded({"type": "page", "anonymousId": "a"}),
+        decoded({"type": "page", "userId": "u"}),
+    ]
+    nobody = decoded({"type": "page", "userId": None, "anonymousId": None})
+    assert all_identified(named)
+    assert not all_identified([*named, nobody])
+    schema = ECOMMERCE_SCHEMAS["Product Viewed"]
+    good = [{"product_id": "p1", "price": 5.0}, {"product_id": 7, "quantity": 2}]
+    assert properties_valid(schema, good)
+    assert not properties_valid(schema, [*good, {"product_id": "p2", "price": -1}])
+    assert not properties_valid(schema, [*good, {"name": "no id"}])
+    assert properties_valid(schema, [])
