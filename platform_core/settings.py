@@ -211,8 +211,8 @@ class Settings:
     refresh_checks_interval: timedelta = _setting(
         "REFRESH_CHECKS_INTERVAL_SECONDS",
         "300",
-        "Sensor refreshes publish first; their checks run in one verification run at most "
-        "this often (0: with every refresh, as dbt build)",
+        "Sensor refreshes publish first; their checks run in verification runs at most this "
+        "often (0: with every refresh, as dbt build)",
         _seconds_or_zero,
     )
     compaction_min_age: timedelta = _setting(

@@ -32,9 +32,10 @@ deployment backfills), and a refresh of whole tables before it fails on missing 
 
 Checks (`checks_interval`, REFRESH_CHECKS_INTERVAL_SECONDS): with an interval, the refreshes
 the sensor requests carry no checks: they publish the models first, and the checks of every
-asset refreshed since (dbt tests, quality rules; not the reconciliation) run in ONE
-verification run, requested at most once per interval and only while no refresh is in
-flight, so it sees what the refreshes published. At a few events per second refreshes run
+asset refreshed since (dbt tests, quality rules; not the reconciliation) are verified at
+most once per interval, only while no refresh is in flight, so they see what the refreshes
+published: the dbt tests in one run that queues like a refresh, the quality rules (which read
+the read snapshot) in one that never holds a refresh up. At a few events per second refreshes run
 back to back, and 180 dbt tests in each cost more than the models (bench/scale): this keeps
 the marts fresh in seconds and the verification minutes behind at most. The price: a dbt
 test that fails no longer stops the models downstream of it in the same refresh (it does in
@@ -213,29 +214,39 @@ def _verification(
     cursor: "RawCursor",
     now: datetime,
     interval: timedelta,
-) -> dg.RunRequest | None:
-    """One run of the checks of every asset refreshed without them since the last one, once
+) -> list[dg.RunRequest]:
+    """The checks of every asset refreshed without them since the last verification, once
     the interval has passed, with neither a verification nor a refresh of those assets in
-    flight. It queues like a refresh (its dbt tests open the warehouse), behind the refresh
-    requested in the same tick."""
+    flight: the dbt tests in one run, which queues like a refresh (dbt opens the warehouse)
+    behind the refresh requested in the same tick, and the quality rules in another, which
+    reads the read snapshot and so never holds up a refresh."""
     if not cursor.unverified or now.timestamp() - cursor.verified_at < interval.total_seconds():
-        return None
+        return []
     keys = [dg.AssetKey.from_user_string(k) for k in cursor.unverified]
     checks = _ride_along_checks(context, keys)
     if not checks or verification_in_flight(context.instance):
-        return None
+        return []
     if refresh_in_flight(context.instance, keys):  # it would check a table mid-refresh
-        return None
+        return []
     cursor.seq += 1
     cursor.verified_at = now.timestamp()
     cursor.unverified = []
-    # no partition: checks are not partitioned, and the dbt tests read whole tables
-    return dg.RunRequest(
-        run_key=f"verify-refreshes-{cursor.seq}",
-        asset_selection=[],
-        asset_check_keys=checks,
-        tags=warehouse_tags() | {VERIFICATION_TAG: "refreshes"},
+    dbt_tests = set(dbt_event_models.check_keys) | set(dbt_models.check_keys)
+    kinds = (
+        ("dbt-tests", [c for c in checks if c in dbt_tests], warehouse_tags()),
+        ("rules", [c for c in checks if c not in dbt_tests], {}),
     )
+    # no partition: checks are not partitioned, and the dbt tests read whole tables
+    return [
+        dg.RunRequest(
+            run_key=f"verify-refreshes-{cursor.seq}-{kind}",
+            asset_selection=[],
+            asset_check_keys=selected,
+            tags=tags | {VERIFICATION_TAG: "refreshes"},
+        )
+        for kind, selected, tags in kinds
+        if selected
+    ]
 
 
 def _request(
@@ -344,7 +355,7 @@ def evaluate_raw_tables(
     verification = (
         _verification(context, cursor, now, checks_interval)
         if checks_interval and not baseline
-        else None
+        else []
     )
     run_requests: list[dg.RunRequest] = []
     waiting_on = None
@@ -378,7 +389,7 @@ def evaluate_raw_tables(
             )
         cursor.dirty = []
 
-    run_requests += [verification] if verification else []
+    run_requests += verification
 
     # what this tick saw, in the tick's reason or logs (the UI shows both per tick)
     saw = "; ".join(

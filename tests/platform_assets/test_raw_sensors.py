@@ -433,8 +433,8 @@ def test_with_no_checks_interval_checks_ride_along_with_every_refresh(dbt_manife
 
 def test_refreshes_publish_first_and_one_verification_run_checks_them(dbt_manifest, lake, instance):
     """The default: refreshes carry no checks; the next tick with no refresh in flight asks
-    for one checks-only run of everything refreshed since, then none until the interval has
-    passed, however many refreshes follow."""
+    for the checks of everything refreshed since (dbt tests and quality rules, in a run each),
+    then none until the interval has passed, however many refreshes follow."""
     defs, sensor, tick = code_location_ticks(lake, instance, {})
     (refresh,) = tick.run_requests
     assert refresh.asset_check_keys == [] and refresh.partition_key is not None
@@ -443,19 +443,27 @@ def test_refreshes_publish_first_and_one_verification_run_checks_them(dbt_manife
 
     context = dg.build_sensor_context(instance=instance, cursor=tick.cursor, definitions=defs)
     verify = sensor(context)
-    (verification,) = verify.run_requests
-    assert verification.asset_selection == []
-    assert verification.tags[WAREHOUSE_TAG_KEY] == "refresh"  # queues like a refresh
-    assert verification.partition_key is None  # checks are not partitioned
-    assert_checks_of_the_refresh(set(verification.asset_check_keys), refreshed)
+    dbt_tests, rules = verify.run_requests
+    assert dbt_tests.asset_selection == [] and rules.asset_selection == []
+    assert dbt_tests.partition_key is None and rules.partition_key is None  # not partitioned
+    # the dbt tests open the warehouse: they queue like a refresh; the rules read the read
+    # snapshot and hold nothing up
+    assert dbt_tests.tags[WAREHOUSE_TAG_KEY] == "refresh" and WAREHOUSE_TAG_KEY not in rules.tags
+    events_key = dg.AssetKey(["staging", "stg_events"])
+    assert (
+        dg.AssetCheckKey(events_key, "unique_stg_events_message_id") in dbt_tests.asset_check_keys
+    )
+    assert dg.AssetCheckKey(events_key, "volume_anomaly") in rules.asset_check_keys
+    checks = {*dbt_tests.asset_check_keys, *rules.asset_check_keys}
+    assert_checks_of_the_refresh(checks, refreshed)
     # a verification in flight does not hold back the next refresh (it queues behind it)...
     instance.add_run(
         dg.DagsterRun(
             job_name="__anonymous_asset_job",
             run_id="verification",
             status=dg.DagsterRunStatus.STARTING,
-            asset_check_selection=frozenset(verification.asset_check_keys),
-            tags=dict(verification.tags),
+            asset_check_selection=frozenset(dbt_tests.asset_check_keys),
+            tags=dict(dbt_tests.tags),
         )
     )
     lake.write("events", events(datetime.now(UTC).date(), 2, start=50))
