@@ -223,6 +223,15 @@ _LIVE_ORDERS = "status <> 'cancelled'"
 # still watched through traffic_source (the campaign's utm_source).
 _CAMPAIGNS = "campaign names change with each marketing campaign (a new name each month)"
 OVERRIDES: dict[str, Override] = {
+    "raw/events": Override(
+        # a device with a wrong clock sends its whole session (5-20 events) years off: the
+        # share of such rows jumps by a session or two on an ordinary day, and the platform
+        # corrects event time from them anyway (event_timestamp); the server clocks
+        # (received_at, ingested_at) and the corrected time are what the bounds watch
+        reason="client clocks as sent (original_timestamp, sent_at) are years off on a few "
+        "devices every day, a session of events at a time; event_timestamp corrects them",
+        exclude=("original_timestamp", "sent_at"),
+    ),
     "staging/stg_events": Override(reason=_CAMPAIGNS, exclude=("campaign",)),
     "staging/int_sessions": Override(reason=_CAMPAIGNS, exclude=("campaign",)),
     "mart/fct_order_attribution": Override(reason=_CAMPAIGNS, exclude=("campaign",)),
