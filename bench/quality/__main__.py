@@ -96,13 +96,13 @@ def run_seed(seed: int, args: argparse.Namespace, topology: Topology, root: Path
     warmup_last = evaluated[0] - timedelta(days=1)
     replay.land(date(1970, 1, 1), warmup_last)
     dbt.build()
-    judge_day(warmup_last, engine, assets, [], topology)  # first schemas seen: the baselines
+    outcome = judge_day(warmup_last, engine, assets, [], topology)  # first schemas seen
     faults = run.fault_days
     pager = Pager(topology)
     for number, day in enumerate(evaluated, 1):
         tick = time.monotonic()
         replay.land(day, day)
-        outcome = judge_day(day, engine, assets, dbt.build(), topology)
+        outcome = judge_day(day, engine, assets, dbt.build(), topology, outcome)
         pager.page(outcome)
         run.days[day] = outcome
         fault = faults.get(day)
