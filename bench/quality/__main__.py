@@ -2,14 +2,14 @@
 business, quietly?
 
 For each seed, a seasonal synthetic shop (bench/quality/season.py: weekdays, a declared
-promotion day with 3x traffic, month-end and payday) is simulated for a warm-up of 28 days
-plus the evaluated days, and replayed into a private raw lake one ingestion day at a time.
-Every fault class of devtools/faults.py is injected once per seed, on a random day, with
-magnitudes drawn at random (values, mixes, cross-source, partial stalls, and what the hand
-rules were written for); the other days are clean. After each day, `dbt build` (models and
-dbt tests) runs in process, every monitored asset is checked as of 00:05 the next morning
-by the platform's engine, and the failures are grouped into incidents over the code
-location's asset graph, as the Slack sensor groups them.
+promotion day with 3x traffic, declared month-ends and paydays) is simulated for a warm-up
+of 28 days plus the evaluated days, and replayed into a private raw lake one ingestion day
+at a time. Every fault class of devtools/faults.py is injected once per seed, on a random
+day, with magnitudes drawn at random (values, mixes, cross-source, partial stalls, and what
+the hand rules were written for); the other days are clean. After each day, `dbt build`
+(models and dbt tests) runs in process, every monitored asset is checked as of 00:05 the
+next morning by the platform's engine, and the failures are grouped into incidents over the
+code location's asset graph, as the Slack sensor groups them.
 
 Reported: recall per fault class; false incidents per 30 clean days per asset group (raw,
 staging, mart); incidents on the declared promotion days (must be none). Same-run baseline:
@@ -84,7 +84,8 @@ def run_seed(seed: int, args: argparse.Namespace, topology: Topology, root: Path
     )
     lake, warehouse = work / "lake", work / "warehouse.duckdb"
     os.environ.update(DUCKDB_PATH=str(warehouse), LAKE_DIR=str(lake))
-    dbt = DbtBuild(DBT_PROJECT_DIR, work, {"business_calendar.csv": calendar_csv(season)})
+    calendar = calendar_csv(season, config.first_day, config.last_day)
+    dbt = DbtBuild(DBT_PROJECT_DIR, work, {"business_calendar.csv": calendar})
     replay = Replay(work / "source", lake, run.faults)
     engine = QualityEngine(
         DuckDBWarehouse(warehouse, lake, lock_timeout=5),
@@ -95,13 +96,13 @@ def run_seed(seed: int, args: argparse.Namespace, topology: Topology, root: Path
     warmup_last = evaluated[0] - timedelta(days=1)
     replay.land(date(1970, 1, 1), warmup_last)
     dbt.build()
-    judge_day(warmup_last, engine, assets, [], topology)  # first schemas seen: the baselines
+    outcome = judge_day(warmup_last, engine, assets, [], topology)  # first schemas seen
     faults = run.fault_days
     pager = Pager(topology)
     for number, day in enumerate(evaluated, 1):
         tick = time.monotonic()
         replay.land(day, day)
-        outcome = judge_day(day, engine, assets, dbt.build(), topology)
+        outcome = judge_day(day, engine, assets, dbt.build(), topology, outcome)
         pager.page(outcome)
         run.days[day] = outcome
         fault = faults.get(day)

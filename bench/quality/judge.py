@@ -38,10 +38,12 @@ class DayOutcome:
     opened: list[Incident] = field(default_factory=list)  # new that day: what pages someone
     opened_before: list[Incident] = field(default_factory=list)  # same, hand rules + dbt only
     findings: dict[str, str] = field(default_factory=dict)  # check key -> description
+    carried: set[str] = field(default_factory=set)  # skipped dbt tests still failed
 
     @property
     def failing(self) -> set[str]:
-        return {f.check_key for f in self.failures}
+        """Checks that failed on the day (what recall counts): not a verdict carried over."""
+        return {f.check_key for f in self.failures} - self.carried
 
 
 class Pager:
@@ -80,18 +82,28 @@ def judge_day(
     assets: list[AssetQuality],
     tests: list[TestResult],
     topology: Topology,
+    before: DayOutcome | None = None,
 ) -> DayOutcome:
+    """`before`: the day before's outcome. A dbt test that dbt skipped (an upstream test
+    failed with error) gives no verdict: its last one stands, as in the Slack sensor, where
+    a check's state changes only with a new evaluation (a failing test skipped for a day
+    must not look recovered, then open a new incident the day after)."""
     outcome = DayOutcome(day)
     for result in engine.evaluate_many(assets, as_of=as_of(day)):
         if not result.passed:
             key = f"{result.asset}:{result.check_name}"
             outcome.findings[key] = result.description
             outcome.failures.append(_rule_failure(result, key, topology))
+    failed_before = {f.check_key: f for f in before.failures} if before else {}
     for test in tests:
+        key = f"{test.asset}:{test.check}"
         if test.status in ("fail", "warn", "error"):
-            key = f"{test.asset}:{test.check}"
             outcome.findings[key] = f"dbt test {test.check}: {test.status}"
             outcome.failures.append(_test_failure(test, key))
+        elif test.status == "skipped" and key in failed_before:
+            outcome.findings[key] = f"dbt test {test.check}: skipped, still failed"
+            outcome.failures.append(failed_before[key])
+            outcome.carried.add(key)
     outcome.incidents = group_failures(outcome.failures, topology.lineage)
     return outcome
 

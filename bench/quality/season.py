@@ -7,7 +7,9 @@ simulator, what a calendar brings:
 - a promotion day with three times the sessions, declared in the business calendar seed
   (`dbt_project/seeds/business_calendar.csv` of the evaluation's copy of the dbt project),
   which the rules must not alert on;
-- month-end and the first of the month (payday): +15% and +10% sessions, not declared.
+- month-end and the first of the month (payday): +15% and +10% sessions, declared in the
+  same calendar with their factors, as a shop lists the paydays it knows of in advance
+  (undeclared, a payday's +10% on top of a Friday's noise was a volume alert now and then).
 
 Everything else about the promotion's shoppers is as usual (devices, funnel, prices).
 """
@@ -73,11 +75,18 @@ def simulate(config: ShopConfig, season: Season, lake: Path) -> None:
     loader.flush()
 
 
-def calendar_csv(season: Season) -> str:
-    """The business calendar seed of the evaluation's dbt project: the planned promotions."""
+def calendar_csv(season: Season, first: date, last: date) -> str:
+    """The business calendar seed of the evaluation's dbt project: the planned promotions,
+    and the month-ends and paydays from `first` to `last`."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["calendar_date", "event_name", "expected_traffic_factor"])
-    for day, name in sorted(season.promotions.items()):
-        writer.writerow([day.isoformat(), name, PROMOTION_FACTOR])
+    day = first
+    while day <= last:
+        if day in season.promotions:
+            writer.writerow([day.isoformat(), season.promotions[day], PROMOTION_FACTOR])
+        elif season.is_month_end(day):
+            name = "payday" if day.day == 1 else "month-end"
+            writer.writerow([day.isoformat(), name, season.factor(day)])
+        day += timedelta(days=1)
     return out.getvalue()

@@ -6,7 +6,7 @@
 - `deterministic_narrative(finding, context)`: causes and actions per rule and failure
   kind, with the likely origin first when an asset upstream fails too (lineage context).
 - `incident_narrative(...)`: an incident's narrative for Slack, naming its most upstream
-  failing asset as the likely cause.
+  failing asset (or the source its failing readers share) as the likely cause.
 
 Used when no LLM is configured (locally), as the fallback when the model is slow, down,
 malformed or contradicts the verdict, and for dbt tests' failures.
@@ -88,15 +88,24 @@ def incident_narrative(
     assets = list(dict.fromkeys(str(f.get("asset")) for f in failures))
     downstream = [a for a in assets if a not in origins]
     on_origin = [str(f.get("check")) for f in failures if f.get("asset") == origins[0]]
-    lead = LikelyCause(
-        cause=f"The problem most likely starts at {origins[0]}, the most upstream asset with "
-        f"failing checks ({', '.join(on_origin[:3])}).",
-        reasoning=(
-            f"{len(downstream)} downstream asset(s) fail with it ({', '.join(downstream[:4])})"
-            if downstream
-            else "No asset upstream of it fails."
-        ),
-    )
+    if on_origin:
+        lead = LikelyCause(
+            cause=f"The problem most likely starts at {origins[0]}, the most upstream asset "
+            f"with failing checks ({', '.join(on_origin[:3])}).",
+            reasoning=(
+                f"{len(downstream)} downstream asset(s) fail with it ({', '.join(downstream[:4])})"
+                if downstream
+                else "No asset upstream of it fails."
+            ),
+        )
+    else:  # grouped at a source its failing readers share (incidents.py)
+        lead = LikelyCause(
+            cause=f"The problem most likely starts at {origins[0]}, which the "
+            f"{len(downstream)} failing asset(s) read directly ({', '.join(downstream[:4])}).",
+            reasoning="Its own checks pass, and nothing else upstream of its readers fails: "
+            "what broke is most likely in the values it carries, which only its readers "
+            "parse and check.",
+        )
     others = [c for c in base.likely_causes if not c.cause.startswith("The problem most likely")]
     severity = "Critical" if any(f.get("severity") == "ERROR" for f in failures) else "Warning"
     summary = (

@@ -216,7 +216,32 @@ CONFIGURED: dict[str, AssetQuality] = {
 # compare a young day with old ones and alert every day. Declined orders are left out of
 # the value monitors for the same reason.
 _LIVE_ORDERS = "status <> 'cancelled'"
+# A campaign's name (utm_campaign) changes with each campaign, monthly here ("apr-promo",
+# then "may-promo"): on the first day of a campaign its name is new and the last one's is
+# gone, which a mix monitor reads as a value vanishing and an unknown one taking its share.
+# That is the marketing plan, not a data fault; whether sessions come with a campaign is
+# still watched through traffic_source (the campaign's utm_source).
+_CAMPAIGNS = "campaign names change with each marketing campaign (a new name each month)"
 OVERRIDES: dict[str, Override] = {
+    "raw/events": Override(
+        # a device with a wrong clock sends its whole session (5-20 events) years off: the
+        # share of such rows jumps by a session or two on an ordinary day, and the platform
+        # corrects event time from them anyway (event_timestamp); the server clocks
+        # (received_at, ingested_at) and the corrected time are what the bounds watch
+        reason="client clocks as sent (original_timestamp, sent_at) are years off on a few "
+        "devices every day, a session of events at a time; event_timestamp corrects them",
+        exclude=("original_timestamp", "sent_at"),
+    ),
+    "staging/stg_events": Override(reason=_CAMPAIGNS, exclude=("campaign",)),
+    "staging/int_sessions": Override(reason=_CAMPAIGNS, exclude=("campaign",)),
+    "mart/fct_order_attribution": Override(reason=_CAMPAIGNS, exclude=("campaign",)),
+    "mart/mart_channel_performance": Override(
+        reason=_CAMPAIGNS + "; a row per day, channel and campaign: an ended campaign's row "
+        "lives on with the sales still credited to it and no sessions, so the first days of "
+        "a month have more rows without sessions (sessions are watched in int_sessions and "
+        "mart_conversion_funnel)",
+        exclude=("campaign", "sessions", "converting_sessions", "conversion_rate"),
+    ),
     "staging/stg_orders": Override(
         reason="order status moves with age; declined orders are purged after a few days",
         exclude=("status",),

@@ -7,6 +7,10 @@
 - every raw table (`platform_core.raw.schema`): mix and timestamp bounds per day the data
   happened (events: their partition, the event's day; CDC: the commit time, `source_ts`),
   so a backlog that lands late counts on the day it belongs to, not on the day it caught up;
+  the mix of a CDC table is the mix of its changes: snapshot reads (op 'r', the table as it
+  stood when capture began) are not a day's changes, and with them in the window the
+  shares of four weeks of days were compared with a day that was 70% snapshot (a
+  re-snapshot shows as a spike of the table's volume instead);
 - the CDC staging tables (models reading `raw.cdc_<table>`): the source table's NOT NULLs,
   CHECKs and enums from the catalog snapshot (`source_constraints`), and any model's dbt
   contract constraints, as `SourceConstraints`, keyed by the source's primary key.
@@ -37,6 +41,7 @@ from platform_assets.quality.specs import (
 from platform_core.raw.schema import RAW_TABLES
 
 FAMILIES = ("values", "mix", "timestamps", "constraints")
+CDC_CHANGES = "op <> 'r'"  # a CDC table's changes, without the snapshot reads
 
 
 def derive_monitors(
@@ -48,7 +53,8 @@ def derive_monitors(
         asset = f"raw/{name}"
         table = RAW_TABLES[name]
         day = "source_ts" if "source_ts" in table.column_names else table.partition_column
-        derived[asset] = _raw_monitors(asset, day, overrides.get(asset))
+        changes = CDC_CHANGES if "op" in table.column_names else None
+        derived[asset] = _raw_monitors(asset, day, changes, overrides.get(asset))
     for model in project.models.values():
         derived[model.asset] = _model_monitors(model, project, catalog, overrides.get(model.asset))
     return derived
@@ -72,13 +78,16 @@ def _wanted(family: str, override: Override | None) -> bool:
     return override is None or family not in override.skip
 
 
-def _raw_monitors(asset: str, partition: str, override: Override | None) -> AssetQuality:
+def _raw_monitors(
+    asset: str, partition: str, where: str | None, override: Override | None
+) -> AssetQuality:
     day = DayColumn(column=partition)
     exclude = override.exclude if override else ()
+    where = override.where if override and override.where else where
     return AssetQuality(
         asset=asset,
         schema=None,  # the hand configuration owns schema changes
-        mix=_apply(ColumnMix(day=day, exclude=exclude), override)
+        mix=_apply(ColumnMix(day=day, exclude=exclude, where=where), override)
         if _wanted("mix", override)
         else None,
         timestamps=_apply(TimestampBounds(day=day, exclude=exclude), override)

@@ -8,10 +8,16 @@ incident, so
 - a dbt test and an agent rule failing on the same asset (and column) are one incident;
 - failures on assets downstream of a failing asset join that asset's incident (a raw
   fault that propagates does not page once per downstream table);
-- a failure downstream of two failing assets ties their incidents together.
+- a failure downstream of two failing assets ties their incidents together;
+- failing assets that read the same source directly (a raw table: an asset with no parents)
+  while nothing upstream of them fails are one incident at that source, even when its own
+  checks pass: raw keeps what arrived (CDC row images, event payloads as JSON), so a fault
+  in the values it carries (a field the CDC bridge dropped) only shows in the models that
+  parse them, and three staging models of one raw table failing together have one cause.
 
-An incident's origin is its most upstream failing asset (fewest ancestors, then name): the
-likely cause the message and the narrative name. Its severity is the worst of its checks.
+An incident's origin is its most upstream failing asset (fewest ancestors, then name), or
+the source its failing readers share: the likely cause the message and the narrative name.
+Its severity is the worst of its checks.
 
 `IncidentBook` keeps the open incidents between sensor ticks and says what to post: a new
 incident (one message), a worse one (its severity rose to critical), a reminder after the
@@ -113,7 +119,11 @@ def group_failures(failures: Sequence[Failure], lineage: Lineage) -> list[Group]
         upstream.discard(failure.asset)
         origins = {a for a in upstream if not (lineage.ancestors(a) & upstream)}
         origins_of[failure.check_key] = origins or {failure.asset}
-        for origin in origins_of[failure.check_key]:
+    shared = _shared_sources({o for found in origins_of.values() for o in found}, lineage)
+    for failure in failures:
+        origins = {s for o in origins_of[failure.check_key] for s in shared.get(o, {o})}
+        origins_of[failure.check_key] = origins
+        for origin in origins:
             union(f"check:{failure.check_key}", f"asset:{origin}")
     groups: dict[str, list[Failure]] = {}
     for failure in failures:
@@ -124,6 +134,22 @@ def group_failures(failures: Sequence[Failure], lineage: Lineage) -> list[Group]
         ordered = tuple(sorted(origins, key=lambda a: (lineage.depth(a), a)))
         out.append(Group(ordered, tuple(sorted(members, key=lambda f: _order(f, lineage)))))
     return sorted(out, key=lambda g: (lineage.depth(g.origins[0]), g.origins[0]))
+
+
+def _shared_sources(roots: set[str], lineage: Lineage) -> dict[str, set[str]]:
+    """For failing assets with nothing failing upstream (`roots`): the sources (assets
+    without parents) that two or more of them read directly, per root reading one."""
+    readers: dict[str, set[str]] = {}
+    for root in roots:
+        for parent in lineage.parents.get(root, ()):
+            if not lineage.parents.get(parent):
+                readers.setdefault(parent, set()).add(root)
+    shared: dict[str, set[str]] = {}
+    for source, reading in readers.items():
+        if len(reading) >= 2:
+            for root in reading:
+                shared.setdefault(root, set()).add(source)
+    return shared
 
 
 def _order(failure: Failure, lineage: Lineage) -> tuple[int, int, str]:

@@ -174,8 +174,9 @@ class ColumnValues:
     """Per day, each numeric column's sum, mean, zero rate, negative rate, min and max
     against the days before (Elementary's column anomalies).
 
-    Sums follow the weekday pattern and the trend (a seasonal fit on an asinh scale) and
-    scale with a declared calendar factor; means, min and max are judged against the robust
+    Sums follow the weekday pattern and the trend (a seasonal fit on an asinh scale; sums
+    of counts on the Anscombe scale, never less noisy than counting) and scale with a
+    declared calendar factor; means, min and max are judged against the robust
     spread of the training days (means also against their own standard error); zero and
     negative rates with a binomial tail, so a table with one row a day (a daily mart) does
     not alert on every day without refunds. A metric fails when it is beyond `sensitivity`

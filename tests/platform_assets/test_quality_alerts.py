@@ -302,6 +302,33 @@ def test_a_failure_downstream_of_two_failing_assets_ties_them_together(no_slack_
     assert "staging/stg_order_items" in fields and "mart/fct_orders" in fields
 
 
+def test_a_raw_table_whose_three_readers_fail_is_one_message_naming_it(no_slack_settings):
+    """A raw CDC fault read by three models directly (raw/cdc_orders' readers), none of
+    raw's own checks failing: one incident at the raw table, one recovery."""
+    readers = ("staging/stg_orders", "staging/stg_order_status_history", "staging/int_orders")
+    topology = Topology(Lineage({r: ["raw/cdc_orders"] for r in readers}), {})
+    sent = []
+    sink = type("Sink", (), {"suppression_minutes": 60, "ui_url": lambda s: UI})()
+    sink.send = sent.append
+    state = AlertState(started=True)
+    failing = [ev(n, r, "source_constraints", severity="ERROR") for n, r in enumerate(readers)]
+    outcome = process_evaluations(failing, state, sink, 0.0, topology)
+    assert texts(outcome) == [
+        "[CRITICAL] data-quality incident at raw/cdc_orders: 3 failing check(s) on 3 asset(s)"
+    ]
+    blocks = str(sent[0]["blocks"])
+    assert "*Likely origin*" in blocks and all(r in blocks for r in readers)
+    assert "most likely starts at raw/cdc_orders, which the 3 failing asset(s) read" in blocks
+    passing = [
+        ev(10 + n, r, "source_constraints", passed=True, severity="ERROR")
+        for n, r in enumerate(readers)
+    ]
+    done = process_evaluations(passing, state, sink, 60.0, topology)
+    assert [t.split(":")[0] for t in texts(done)] == [
+        "[RECOVERED] data-quality incident at raw/cdc_orders"
+    ]
+
+
 def test_reminder_after_the_window_and_escalation(no_slack_settings, webhook):
     sink = SlackAlerts(webhook_url=webhook.url, suppression_minutes=60)
     state = AlertState(started=True)

@@ -9,7 +9,10 @@ from datetime import date, datetime, timedelta
 import pytest
 from test_quality_support import AS_OF, DAY, TinyPlatform, daily_counts, event_rows
 
+from platform_assets.quality.dbt_tests import Invariants
+from platform_assets.quality.derive import derive_monitors
 from platform_assets.quality.engine import QualityEngine
+from platform_assets.quality.manifest import Project
 from platform_assets.quality.specs import (
     Agreement,
     AssetQuality,
@@ -94,6 +97,25 @@ def test_zero_amounts_fail_the_zero_rate_and_a_normal_day_passes(tiny):
     normal = run(tiny, asset)["column_values"]
     assert normal.passed, normal.description
     assert "within their usual ranges" in normal.description
+
+
+def test_a_count_is_judged_against_counting_noise_however_smooth_its_weeks(tiny):
+    """Abandoned carts per day: 49, 50, 51 for five weeks, smoother than counting allows.
+    35 on the judged day is 30% below, but a count of 50 moves by sqrt(50) = 7 by chance
+    alone (35 is about 2 such sigmas off): no anomaly. 15 is (about 6 sigmas)."""
+
+    def carts(judged: int) -> list[dict]:
+        return [
+            {"session_date": day, "abandoned_carts": judged if day == DAY else 49 + n % 3}
+            for n, day in enumerate(DAYS)
+        ]
+
+    asset = AssetQuality("mart/mart_abandonment", schema=None, values=ColumnValues())
+    tiny.table("mart.mart_abandonment", carts(35))
+    quiet = run(tiny, asset)["column_values"]
+    assert quiet.passed, quiet.description
+    tiny.table("mart.mart_abandonment", carts(15))
+    assert failing_labels(run(tiny, asset)["column_values"]) == {"sum(abandoned_carts)"}
 
 
 def test_a_table_without_a_date_takes_its_parents_day(tiny):
@@ -189,6 +211,38 @@ def test_a_new_value_shows_as_other_growing_and_a_normal_day_passes(tiny):
     assert run(tiny, AssetQuality("staging/stg_events", schema=None, mix=ColumnMix()))[
         "column_mix"
     ].passed
+
+
+def cdc_users(sign_ups_on_judged_day: int = 60) -> list[dict]:
+    """A raw CDC table whose capture began 20 days ago with a snapshot of 3,000 accounts
+    (op 'r'); every day since, 60 sign-ups ('c') and 40 profile edits ('u')."""
+    rows = []
+    start = datetime.combine(DAY - timedelta(days=20), datetime.min.time())
+    for i in range(3000):
+        rows.append({"op": "r", "pk": f"r{i}", "snapshot": "true", "source_ts": start})
+    for n in range(21):
+        day = start + timedelta(days=n)
+        sign_ups = sign_ups_on_judged_day if day.date() == DAY else 60
+        for i in range(sign_ups + 40):
+            op = "c" if i < sign_ups else "u"
+            at = day + timedelta(minutes=10 * i + 1)
+            rows.append({"op": op, "pk": f"{n}-{i}", "snapshot": "false", "source_ts": at})
+    return rows
+
+
+def test_a_cdc_snapshot_in_the_window_is_not_the_usual_mix_of_changes(tiny):
+    """The snapshot is the table as it stood when capture began, not a day of changes:
+    for four weeks after it, the mix of the day's changes must not be compared with it.
+    A real shift among the changes (sign-ups stop) still fails."""
+    rules = derive_monitors(Project({}, Invariants.from_manifest({})), {"tables": {}}, {})
+    asset = rules["raw/cdc_users"]
+    tiny.write_raw("cdc_users", cdc_users())
+    assert run(tiny, asset)["column_mix"].passed
+    tiny.write_raw("cdc_users", cdc_users(sign_ups_on_judged_day=10))  # 10 of 50 changes
+    result = run(tiny, asset)["column_mix"]
+    assert not result.passed
+    shares = {(f["column"], f["value"]): (f["share"], f["expected"]) for f in result.sample}
+    assert shares[("op", "c")] == (0.2, pytest.approx(0.6, abs=0.001))
 
 
 # --- timestamps --------------------------------------------------------------------------

@@ -74,3 +74,45 @@ def test_an_incident_never_posted_is_dropped_silently_when_it_recovers():
     book = IncidentBook()
     book.reconcile(group_failures([fail("raw/x")], LINEAGE), 0.0, 60.0)  # delivery failed
     assert book.reconcile([], 30.0, 60.0) == [] and not book.open
+
+
+# a raw CDC table read directly by three models (as raw/cdc_orders is by stg_orders,
+# stg_order_status_history and int_orders), and another raw table with one reader
+CDC = Lineage(
+    {
+        "staging/stg_orders": ["raw/cdc_orders"],
+        "staging/stg_order_status_history": ["raw/cdc_orders"],
+        "staging/int_orders": ["raw/cdc_orders"],
+        "mart/fct_orders": ["staging/int_orders"],
+        "staging/stg_users": ["raw/cdc_users"],
+    }
+)
+READERS = ("staging/stg_orders", "staging/stg_order_status_history", "staging/int_orders")
+
+
+def test_readers_of_one_raw_table_failing_together_are_one_incident_at_that_table():
+    """A field the CDC bridge dropped fails the three models that parse the raw table's
+    row images; raw itself keeps JSON and passes. One cause, one incident, named at raw."""
+    failures = [fail(a, "source_constraints", "ERROR") for a in READERS]
+    groups = group_failures([*failures, fail("mart/fct_orders")], CDC)
+    assert len(groups) == 1
+    assert groups[0].origins == ("raw/cdc_orders",)
+    assert {f.asset for f in groups[0].failures} == {*READERS, "mart/fct_orders"}
+
+
+def test_readers_of_a_failing_raw_table_join_its_incident():
+    groups = group_failures(
+        [fail("raw/cdc_orders", "volume_anomaly")] + [fail(a) for a in READERS], CDC
+    )
+    assert [(g.origins, len(g.failures)) for g in groups] == [(("raw/cdc_orders",), 4)]
+    assert groups[0].failures[0].asset == "raw/cdc_orders"  # the origin's own check first
+
+
+def test_a_lone_failing_reader_stays_its_own_origin_and_other_tables_stay_apart():
+    alone = group_failures([fail("staging/stg_orders")], CDC)
+    assert [g.origins for g in alone] == [("staging/stg_orders",)]
+    apart = group_failures([fail("staging/stg_orders"), fail("staging/stg_users")], CDC)
+    assert sorted(g.origins for g in apart) == [("staging/stg_orders",), ("staging/stg_users",)]
+    # a failing reader downstream of another one is that one's effect, not a second reader
+    chained = group_failures([fail("staging/int_orders"), fail("mart/fct_orders")], CDC)
+    assert [g.origins for g in chained] == [("staging/int_orders",)]

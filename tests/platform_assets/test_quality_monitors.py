@@ -76,6 +76,22 @@ def test_hand_configuration_only_overrides():
     assert behaviour.values is None and behaviour.mix is None and behaviour.timestamps
 
 
+def test_what_changes_by_design_is_not_judged_as_a_days_data():
+    """Campaign names rotate with the marketing plan (a new one each month), so no mix
+    monitor reads them; a raw CDC table's mix is the mix of its changes, not its snapshot;
+    client clocks are not the platform's."""
+    with_campaign = {a for a, m in PROJECT.models.items() if "campaign" in m.columns}
+    assert {"staging/stg_events", "staging/int_sessions"} <= with_campaign
+    for asset in with_campaign:
+        assert "campaign" in ASSETS[asset].mix.exclude, asset
+    for name in RAW_TABLES:
+        mix = ASSETS[f"raw/{name}"].mix
+        assert mix.where == ("op <> 'r'" if name.startswith("cdc_") else None), name
+    # client clocks as sent are years off on a few devices a day: the corrected event time
+    # and the server clocks are what the bounds of raw events watch
+    assert set(ASSETS["raw/events"].timestamps.exclude) == {"original_timestamp", "sent_at"}
+
+
 def prepare(project: Path) -> Path:
     """What `make prepare` does to the dbt project: parse it into its manifest."""
     subprocess.run(

@@ -33,6 +33,7 @@ from platform_assets.quality.rules.days import (
 )
 from platform_assets.quality.specs import ColumnValues
 from platform_assets.quality.stats import (
+    ANSCOMBE,
     asinh_scale,
     robust_band,
     seasonal_baseline,
@@ -158,7 +159,9 @@ def _judge_column(
     today = days[ctx.day]
     declared = ctx.calendar.is_declared(ctx.day)
     findings = (
-        [] if _is_share(days, training, m) else [_judge_sum(ctx, rule, m, column, days, training)]
+        []
+        if _is_share(days, training, m)
+        else [_judge_sum(ctx, rule, m, column, days, training, is_count)]
     )
     present = [d for d in training if days[d][f"{m}_count"]]
     if today[f"{m}_count"] and typical_rows > 1:
@@ -192,14 +195,20 @@ def _judge_sum(
     column: str,
     days: dict[date, Row],
     training: list[date],
+    is_count: bool,
 ) -> Finding | None:
+    """A sum against the weekdays and trend of its training days. Amounts are fitted on an
+    asinh (log-like) scale; counts (integer columns: carts, sessions, units) on the
+    Anscombe scale, where their noise is never below counting noise: a count of 50 moves
+    by about 7 by chance, however smooth a few weeks of it happened to be."""
     series = [(d, _number(days[d][f"{m}_sum"])) for d in training]
     value = _number(days[ctx.day][f"{m}_sum"])
+    counting = is_count and all(v >= 0 for _, v in series)
     baseline = seasonal_baseline(
         series,
         ctx.day,
         value,
-        scale=asinh_scale([v for _, v in series]),
+        scale=ANSCOMBE if counting else asinh_scale([v for _, v in series]),
         sensitivity=rule.sensitivity,
         min_points=rule.min_training_points,
         seasonal=True,
