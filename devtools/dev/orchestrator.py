@@ -54,11 +54,11 @@ def prepare_instance(home: Path) -> int:
     return failed
 
 
-def start_warm_dbt(log_dir: Path) -> tuple[ChildProcess, Path]:
-    """The warm dbt server (platform_assets/dbt/warm.py) and its socket, which the code
-    location's dbt steps use once WARM_SOCKET names it. The socket lives in a short
+def start_warm_server(log_dir: Path) -> tuple[ChildProcess, Path]:
+    """The warm process server (platform_assets/warm) and its socket, which the code
+    location's runs and dbt steps fork from once WARM_SOCKET names it. The socket lives in a short
     private directory: Unix socket paths are limited to ~100 bytes, data directories not."""
-    socket = Path(tempfile.mkdtemp(prefix="warm-")) / "dbt.sock"
+    socket = Path(tempfile.mkdtemp(prefix="warm-")) / "warm.sock"
     child = spawn("warm", "platform_assets.warm.server", ["--socket", str(socket)], log_dir)
     return child, socket
 

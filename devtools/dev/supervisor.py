@@ -35,7 +35,7 @@ import psycopg
 
 from devtools.cdc.processes import ChildProcess
 from devtools.dev.logs import LogFollower, PrefixedHandler
-from devtools.dev.orchestrator import DagsterUI, prepare_instance, start_dagster, start_warm_dbt
+from devtools.dev.orchestrator import DagsterUI, prepare_instance, start_dagster, start_warm_server
 from devtools.dev.preflight import problems
 from devtools.dev.settings import DevSettings
 from devtools.dev.shop import ShopFeeder
@@ -78,7 +78,7 @@ class Supervisor:
         )
         self.ui = DagsterUI(dev.ui_host, dev.ui_port)
         self.dagster: ChildProcess | None = None
-        self.warm_dbt: ChildProcess | None = None
+        self.warm_server: ChildProcess | None = None
         self.warm_socket: Path | None = None
         self.feeder: ShopFeeder | None = None
         self.restarts: Counter[str] = Counter()
@@ -153,8 +153,8 @@ class Supervisor:
         os.environ["KAFKA_BOOTSTRAP_SERVERS"] = stack.kafka.address
         go_live = threading.Event()
         self.feeder = self._start_shop(go_live)
-        # dbt steps of every run fork from one warm dbt (seconds saved per refresh)
-        self.warm_dbt, self.warm_socket = start_warm_dbt(dev.log_dir)
+        # runs and their dbt steps fork from one warm process (seconds saved per refresh)
+        self.warm_server, self.warm_socket = start_warm_server(dev.log_dir)
         os.environ["WARM_SOCKET"] = str(self.warm_socket)
         stale = prepare_instance(dev.dagster_home)
         if stale:
@@ -323,8 +323,8 @@ class Supervisor:
             workers.append(
                 threading.Thread(target=stop_process_group, args=(dagster, 15, 5), daemon=True)
             )
-        if self.warm_dbt is not None:  # after Dagster: a run's dbt step ends with it
-            warm = self.warm_dbt.process
+        if self.warm_server is not None:  # after Dagster: a run's dbt step ends with it
+            warm = self.warm_server.process
             workers.append(
                 threading.Thread(target=stop_process_group, args=(warm, 15, 5), daemon=True)
             )

@@ -11,13 +11,32 @@ optimisation.
 """
 
 import contextlib
+import io
 import json
 import os
 import signal
 import socket
 import sys
 
-EXIT_MARKER = b"\0warm-exit"  # server.EXIT_MARKER (this file cannot import the package)
+EXIT_MARKER = b"\0warm-exit"  # what ends an attached invocation's output (server.py)
+
+
+def request(
+    path: str, argv: list[str], *, detach: bool = False, timeout: float = 2.0
+) -> tuple[socket.socket, io.BufferedReader, bytes]:
+    """Send one invocation to the server on `path`: the connection, its reader, and the
+    server's first line (`PID <pid>` when it forked). Raises OSError when nobody answers."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connection.settimeout(timeout)
+        connection.connect(path)
+        body = {"argv": argv, "env": dict(os.environ), "cwd": os.getcwd(), "detach": detach}
+        connection.sendall(json.dumps(body).encode() + b"\n")
+        stream = connection.makefile("rb")
+        return connection, stream, stream.readline()
+    except OSError:
+        connection.close()
+        raise
 
 
 def fall_back(real_dbt: str, args: list[str]) -> None:
@@ -27,13 +46,7 @@ def fall_back(real_dbt: str, args: list[str]) -> None:
 def main(argv: list[str]) -> int:
     path, real_dbt, args = argv[0], argv[1], argv[2:]
     try:
-        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        connection.settimeout(2)
-        connection.connect(path)
-        request = {"argv": ["dbt", *args], "env": dict(os.environ), "cwd": os.getcwd()}
-        connection.sendall(json.dumps(request).encode() + b"\n")
-        stream = connection.makefile("rb")
-        first = stream.readline()
+        connection, stream, first = request(path, ["dbt", *args])
     except OSError:
         fall_back(real_dbt, args)
         return 127  # not reached: execv replaced this process

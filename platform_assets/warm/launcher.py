@@ -15,10 +15,8 @@ Kubernetes launcher of the Helm chart.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,21 +25,22 @@ from dagster._core.launcher import DefaultRunLauncher, LaunchRunContext
 from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import ConfigurableClassData, serialize_value
 
+from platform_assets.warm import client
+
 WARM_PID_TAG = "platform/warm_pid"
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
-def start_detached(path: str, argv: list[str], env: Mapping[str, str]) -> int | None:
-    """Ask the warm server on `path` to fork `argv`; its pid, or None when none answered."""
-    request = {"argv": argv, "env": dict(env), "cwd": os.getcwd(), "detach": True}
+def start_detached(path: str, argv: list[str]) -> int | None:
+    """Ask the warm server on `path` to fork `argv` (with this process's environment); its
+    pid, or None when none answered."""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-            connection.settimeout(CONNECT_TIMEOUT_SECONDS)
-            connection.connect(path)
-            connection.sendall(json.dumps(request).encode() + b"\n")
-            answer = connection.makefile("rb").readline()
+        connection, _stream, answer = client.request(
+            path, argv, detach=True, timeout=CONNECT_TIMEOUT_SECONDS
+        )
     except OSError:
         return None
+    connection.close()
     if not answer.startswith(b"PID "):
         return None
     return int(answer.split()[1])
@@ -70,7 +69,7 @@ class WarmRunLauncher(DefaultRunLauncher):
                 set_exit_code_on_failure=True,
             )
             argv = ["dagster", "api", "execute_run", serialize_value(arguments)]
-            pid = start_detached(path, argv, os.environ)
+            pid = start_detached(path, argv)
             if pid is not None:
                 self._instance.add_run_tags(run.run_id, {WARM_PID_TAG: str(pid)})
                 return

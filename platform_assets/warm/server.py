@@ -45,7 +45,8 @@ from pathlib import Path
 # what every child would otherwise import: dbt's CLI and the DuckDB adapter (BigQuery's, where
 # used, is imported by dbt when a profile needs it), Dagster's CLI and dagster-dbt, and the
 # heavier libraries the code location imports. Importing them starts no thread and opens no
-# connection, so they are safe to fork; nothing of the platform's own is imported here
+# connection, so they are safe to fork; of the platform's own, only this package's stdlib
+# client (its protocol) is imported here
 import dagster._cli
 import dagster_dbt  # noqa: F401
 import dbt.adapters.duckdb  # noqa: F401
@@ -55,7 +56,8 @@ import psycopg  # noqa: F401
 import pyarrow  # noqa: F401
 import sqlglot  # noqa: F401
 
-EXIT_MARKER = "\0warm-exit"
+from platform_assets.warm.client import EXIT_MARKER
+
 REQUEST_LIMIT = 4 * 1024 * 1024  # argv + environment; a selection of every node fits
 PROGRAMS = ("dbt", "dagster")
 
@@ -203,14 +205,10 @@ class Server:
 
     @staticmethod
     def finish(connection: socket.socket, code: int, message: str = "") -> None:
-        try:
+        with contextlib.suppress(OSError), connection:  # a client gone: nothing to tell
             if message:
                 connection.sendall(f"{message}\n".encode())
-            connection.sendall(f"{EXIT_MARKER} {code}\n".encode())
-        except OSError:
-            pass  # the client went away: nothing to tell
-        finally:
-            connection.close()
+            connection.sendall(EXIT_MARKER + f" {code}\n".encode())
 
     def stop(self, _signum: int, _frame: object) -> None:
         self.stopping = True

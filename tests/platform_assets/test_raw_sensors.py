@@ -31,6 +31,18 @@ PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-11-01", timezone="UTC
 KEYS = [dg.AssetKey(["staging", "stg_events"])]
 
 
+def add_run_in_flight(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    status: dg.DagsterRunStatus = dg.DagsterRunStatus.STARTING,
+    **selection: object,
+) -> None:
+    """A run of the implicit asset job the sensor must see as queued or running."""
+    instance.add_run(
+        dg.DagsterRun(job_name="__anonymous_asset_job", run_id=run_id, status=status, **selection)
+    )
+
+
 def events(day: date, n: int = 3, start: int = 0) -> list[dict]:
     at = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=10)
     return [
@@ -199,14 +211,7 @@ def test_late_event_days_are_refreshed_one_run_at_a_time(lake, instance):
     assert RawCursor.load(result.cursor).pending_days == [d2, d1]
 
     # that run is in flight: nothing more is requested; new late rows for d5 queue it again
-    instance.add_run(
-        dg.DagsterRun(
-            job_name="__anonymous_asset_job",
-            run_id="r1",
-            status=dg.DagsterRunStatus.STARTED,
-            asset_selection=frozenset(KEYS),
-        )
-    )
+    add_run_in_flight(instance, "r1", dg.DagsterRunStatus.STARTED, asset_selection=frozenset(KEYS))
     lake.write("events", events(date.fromisoformat(d5), 1, start=50))
     waiting = tick(instance, observer, result.cursor)
     assert waiting.run_requests == []
@@ -370,14 +375,7 @@ def test_refresh_latest_mode_requests_one_run_for_the_latest_day_and_whole_table
     assert request.tags[WAREHOUSE_TAG_KEY] == "refresh"
 
     # while it is in flight, new data only marks the day dirty; then one more run
-    instance.add_run(
-        dg.DagsterRun(
-            job_name="__anonymous_asset_job",
-            run_id="r2",
-            status=dg.DagsterRunStatus.STARTING,
-            asset_selection=frozenset(request.asset_selection),
-        )
-    )
+    add_run_in_flight(instance, "r2", asset_selection=frozenset(request.asset_selection))
     lake.write("events", events(today, 2, start=20))
     context = dg.build_sensor_context(instance=instance, cursor=first.cursor, definitions=defs)
     waiting = sensor(context)
@@ -457,14 +455,11 @@ def test_refreshes_publish_first_and_one_verification_run_checks_them(dbt_manife
     checks = {*dbt_tests.asset_check_keys, *rules.asset_check_keys}
     assert_checks_of_the_refresh(checks, refreshed)
     # a verification in flight does not hold back the next refresh (it queues behind it)...
-    instance.add_run(
-        dg.DagsterRun(
-            job_name="__anonymous_asset_job",
-            run_id="verification",
-            status=dg.DagsterRunStatus.STARTING,
-            asset_check_selection=frozenset(dbt_tests.asset_check_keys),
-            tags=dict(dbt_tests.tags),
-        )
+    add_run_in_flight(
+        instance,
+        "verification",
+        asset_check_selection=frozenset(dbt_tests.asset_check_keys),
+        tags=dict(dbt_tests.tags),
     )
     lake.write("events", events(datetime.now(UTC).date(), 2, start=50))
     context = dg.build_sensor_context(instance=instance, cursor=verify.cursor, definitions=defs)

@@ -131,4 +131,4 @@ def test_a_run_launched_through_the_server_executes_in_a_fork_of_it(server, monk
 
 
 def test_a_launch_without_an_answering_server_is_left_to_the_default_launcher(socket_dir):
-    assert start_detached(str(socket_dir / "nobody.sock"), ["dagster", "--version"], {}) is None
+    assert start_detached(str(socket_dir / "nobody.sock"), ["dagster", "--version"]) is None
