@@ -34,6 +34,7 @@ wait, measure, account for every event, stop), whose steps share one run's state
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -47,26 +48,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
 
+from bench.freshness.cdc import MART as CDC_MART
+from bench.freshness.cdc import (
+    OrderWriter,
+    cdc_path,
+    landed_orders,
+    mart_latencies,
+    staged_orders,
+)
 from bench.processes import ROOT, start, stop
 from bench.stats import percentile
-from platform_core.settings import get_settings
+from platform_core.settings import DBT_PROJECT_DIR, get_settings
 
 WRITE_KEY = "bench-freshness-key"
 MART = ("mart", "mart_conversion_funnel")
 STG = ("staging", "stg_events")
-DAGSTER_YAML = """\
-run_launcher:
-  module: platform_assets.warm.launcher
-  class: WarmRunLauncher
-run_queue:
-  max_concurrent_runs: 4
-  dequeue_interval_seconds: 1
-  tag_concurrency_limits:
-    - key: "platform/warehouse"
-      limit: 1
-telemetry:
-  enabled: false
-"""
+# the local platform's own instance (`make dev` writes the same file): the warm run launcher,
+# the run queue, and the warehouse pool that lets one writer at a time in (readers never queue)
+DAGSTER_YAML = ROOT / "infra" / "dagster" / "local-dagster.yaml"
 
 
 def say(message: str = "") -> None:
@@ -181,7 +180,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
     parser.add_argument("--duration", type=float, default=120, help="seconds of traffic")
     parser.add_argument("--rate", type=float, default=20, help="events per second")
     parser.add_argument("--flush-seconds", type=float, default=2.0, help="Beam micro-batch time")
-    parser.add_argument("--sensor-interval", type=int, default=5, help="raw sensor, seconds")
+    parser.add_argument(
+        "--sensor-interval",
+        type=int,
+        default=1,
+        help="raw sensor's minimum interval, seconds (Dagster's sensor daemon evaluates "
+        "sensors every 5 s at most, and 5 here meant every other loop, ~10 s: 1 is every loop)",
+    )
     parser.add_argument(
         "--automation-interval",
         type=int,
@@ -221,6 +226,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
         action="store_true",
         help="no warm server: every run and dbt invocation starts a new process (as before)",
     )
+    parser.add_argument(
+        "--cdc-rate",
+        type=float,
+        default=1.0,
+        help="paid orders per second committed in PostgreSQL during the traffic, measured "
+        "commit -> raw.cdc_orders -> mart_daily_sales (0: no CDC path)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     command = "uv run python -m bench.freshness " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -229,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
     run_id = uuid.uuid4().hex[:6]
     home = work / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    shutil.copyfile(DAGSTER_YAML, home / "dagster.yaml")
     have_collector = (ROOT / "collector" / "app.py").exists() and not args.direct
     say(f"work directory: {work}")
 
@@ -261,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
     os.environ["PATH"] = env["PATH"]
     processes: dict[str, subprocess.Popen] = {}
     watcher = RawWatcher(work / "lake")
+    cdc_stack = contextlib.ExitStack()  # the CDC path's processes, stopped by pid at the end
+    orders: OrderWriter | None = None
     try:
         from platform_core.settings import get_settings
         from streaming.beam.pubsub_admin import ensure_subscriptions
@@ -316,14 +330,18 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
         if args.baseline_share > 0 or not have_collector:
             senders["pubsub"] = PubSubSender("local-project", "events")
 
+        if args.cdc_rate > 0 and not args.no_mart:
+            say("starting the CDC path (PostgreSQL, capture, mock Kafka, bridge) ...")
+            dsn = cdc_stack.enter_context(cdc_path(work, work / "lake"))
+            orders = OrderWriter(dsn, args.cdc_rate, args.duration)
         if not args.no_mart and not args.cold_dbt:
             processes["warm"] = start(
                 [sys.executable, "-m", "platform_assets.warm.server", "--socket"]
-                + [env["WARM_SOCKET"]],
+                + [env["WARM_SOCKET"], "--dbt-project", str(DBT_PROJECT_DIR)],
                 env,
                 work / "warm.log",
             )
-            wait_for_text(work / "warm.log", "serving on", processes["warm"], 60)
+            wait_for_text(work / "warm.log", "serving on", processes["warm"], 120)
         if not args.no_mart:
             processes["dagster"] = start(
                 [
@@ -351,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
         say(f"traffic: {args.rate:g} events/s for {args.duration:g} s via {path}")
         from bench.freshness.traffic import run_traffic
 
+        if orders is not None:
+            say(f"  and {args.cdc_rate:g} paid orders/s committed in PostgreSQL (CDC)")
+            orders.start()
         traffic = run_traffic(
             senders,
             args.rate,
@@ -383,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
         completeness: dict[str, int] = {}
         if not args.no_mart:
             mart_lat, breakdown, pending = wait_for_marts(home, acked, watcher.seen, args.mart_wait)
+            cdc_figures = None
+            if orders is not None:
+                orders.stop_event.set()
+                orders.join()
+                cdc_figures = wait_for_orders(work / "lake", orders.committed, args.mart_wait)
             stop(processes.pop("dagster"))
             reflected_sessions = mart_sessions(work / "warehouse.duckdb")
             completeness = staged_and_reflected(work / "warehouse.duckdb", acked)
@@ -414,6 +440,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
         # when the raw figures above are taken (late, not lost)
         landed = {r.message_id for r in acked if r.message_id in watcher.seen}
         report_completeness(acked, landed, completeness, reflected_sessions, loads)
+        if orders is not None and cdc_figures is not None:
+            staged = staged_orders(work / "warehouse.duckdb", orders.committed)
+            report_cdc(orders, *cdc_figures, staged)
     finally:
         watcher.stop_event.set()
         if "loads" in locals():
@@ -421,10 +450,43 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script
         for name in ("dagster", "collector", "beam", "warm"):
             if name in processes:
                 stop(processes[name])
+        if orders is not None:
+            orders.stop_event.set()
+        cdc_stack.close()
         emulator.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def wait_for_orders(
+    lake: Path, committed: list[int], wait: float
+) -> tuple[list[float], list[float], int]:
+    """Until every committed order is reflected in mart_daily_sales (or `wait` is over):
+    commit -> raw and commit -> mart latencies, and the orders still pending."""
+    import dagster as dg
+
+    deadline = time.time() + wait
+    with dg.DagsterInstance.get() as instance:
+        while True:
+            mart = materialization_runs(instance, CDC_MART, None)
+            raw, reflected, pending = mart_latencies(mart, landed_orders(lake), committed)
+            if not pending or time.time() > deadline:
+                return raw, reflected, pending
+            time.sleep(2)
+
+
+def report_cdc(
+    orders: OrderWriter, raw: list[float], mart: list[float], pending: int, staged: int
+) -> None:
+    committed = len(orders.committed)
+    say(f"cdc: {committed} paid orders committed, {len(orders.failed)} failed")
+    say(f"raw   (commit -> row readable in raw.cdc_orders):  {figures(raw)}")
+    say(f"mart  (commit -> reflected in mart_daily_sales):  {figures(mart)}")
+    say(f"  orders not reflected within the wait: {pending}")
+    verdict = "NO ORDER MISSING" if staged == committed else "ORDERS MISSING"
+    say(f"  staging.stg_orders:   {staged}/{committed}   verdict: {verdict}")
+    say("=" * 100)
 
 
 def initial_build() -> None:

@@ -2,8 +2,9 @@
 
 `BENCH_REFRESH_MODE=sensor` (default): the platform's own code location, where the raw sensor
 requests the refreshes. `automation`: the alternative it is measured against, declarative
-automation (`eager()`) refreshing the latest day and the whole tables, its runs carrying the
-warehouse tag that dagster.yaml limits to one at a time.
+automation (`eager()`) refreshing the latest day and the whole tables, its runs tagged as
+the platform's refreshes (their dbt ops are in the warehouse pool that the instance limits to
+one run at a time, as every refresh's).
 
 No `from __future__ import annotations`: this module builds Dagster definitions.
 """

@@ -22,7 +22,7 @@ from dagster_graphql import DagsterGraphQLClient
 
 from devtools.cdc.processes import ChildProcess, spawn
 from devtools.services import ServiceError
-from platform_core.settings import PROJECT_ROOT
+from platform_core.settings import DBT_PROJECT_DIR, PROJECT_ROOT
 
 INSTANCE_TEMPLATE = PROJECT_ROOT / "infra" / "dagster" / "local-dagster.yaml"
 WORKSPACE = PROJECT_ROOT / "workspace.yaml"
@@ -59,7 +59,8 @@ def start_warm_server(log_dir: Path) -> tuple[ChildProcess, Path]:
     location's runs and dbt steps fork from once WARM_SOCKET names it. The socket lives in a short
     private directory: Unix socket paths are limited to ~100 bytes, data directories not."""
     socket = Path(tempfile.mkdtemp(prefix="warm-")) / "warm.sock"
-    child = spawn("warm", "platform_assets.warm.server", ["--socket", str(socket)], log_dir)
+    args = ["--socket", str(socket), "--dbt-project", str(DBT_PROJECT_DIR)]
+    child = spawn("warm", "platform_assets.warm.server", args, log_dir)
     return child, socket
 
 

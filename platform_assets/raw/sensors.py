@@ -13,11 +13,14 @@ Refreshing downstream, default (`refresh_latest=False`): `eager()` on the day-pa
 `staging/stg_events` handles the latest day and the eager variant the whole-table models.
 Rows landing in older event days (late or replayed events) are queued in the cursor and
 refreshed by a RunRequest of `dbt_event_models` for those partitions (one contiguous range per
-run, single-run backfill policy). A request is made only while no run or backfill of those
-assets is queued or in flight, so at most one such refresh is in flight.
+run, single-run backfill policy). A request is made only while no run of those assets is
+waiting to start (queued, or launched and not yet executing) and no backfill of them is
+requested: a run that has not started will read what landed meanwhile, while one already
+executing will not, so the next one queues behind it and starts as soon as the warehouse
+pool frees. At most one such refresh runs and one waits.
 
 `refresh_latest=True`: the sensor also refreshes the latest day and the whole-table models
-downstream of what changed, in ONE run per tick, never while one is queued or in flight, and
+downstream of what changed, in ONE run per tick, never while one is waiting to start, and
 remembers tables that changed meanwhile (the cursor's `dirty`) for the next run: one run per
 refresh cycle instead of two serialized ones (bench/freshness measures both). It also closes a
 gap of `eager()` for streams: `since_last_handled()`
@@ -34,13 +37,14 @@ Checks (`checks_interval`, REFRESH_CHECKS_INTERVAL_SECONDS): with an interval, t
 the sensor requests carry no checks: they publish the models first, and the checks of every
 asset refreshed since (dbt tests, quality rules; not the reconciliation) are verified at
 most once per interval, only while no refresh is in flight, so they see what the refreshes
-published: the dbt tests in one run that queues like a refresh, the quality rules (which read
-the read snapshot) in one that never holds a refresh up. At a few events per second refreshes run
-back to back, and 180 dbt tests in each cost more than the models (bench/scale): this keeps
-the marts fresh in seconds and the verification minutes behind at most. The price: a dbt
-test that fails no longer stops the models downstream of it in the same refresh (it does in
-`dbt build`); the failure alerts from the verification run. With 0, every refresh carries its
-checks, as before.
+published (once one is due, the sensor requests no new refresh until it has been requested,
+or back-to-back refreshes would put it off forever): the dbt tests in one run that queues
+like a refresh, the quality rules (which read the read snapshot) in one that never holds a
+refresh up. At a few events per second refreshes run back to back, and 180 dbt tests in
+each cost more than the models (bench/scale): this keeps the marts fresh in seconds and the
+verification minutes behind at most. The price: a dbt test that fails no longer stops the
+models downstream of it in the same refresh (it does in `dbt build`); the failure alerts
+from the verification run. With 0, every refresh carries its checks, as before.
 """
 
 import json
@@ -160,12 +164,19 @@ IN_FLIGHT = (
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.CANCELING,
 )
+# a run in these has not started its steps: it will read whatever lands until it does
+NOT_YET_STARTED = IN_FLIGHT[:3]
 
 
-def refresh_in_flight(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey]) -> str | None:
-    """Id of a queued/running run or requested backfill that refreshes any of `keys`."""
+def refresh_in_flight(
+    instance: dg.DagsterInstance,
+    keys: Iterable[dg.AssetKey],
+    statuses: Sequence[dg.DagsterRunStatus] = IN_FLIGHT,
+) -> str | None:
+    """Id of a run in `statuses` (default: queued or running) or a requested backfill that
+    refreshes any of `keys`."""
     wanted = set(keys)
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=list(IN_FLIGHT)), limit=200):
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=list(statuses)), limit=200):
         if VERIFICATION_TAG in run.tags:
             continue  # checks only: a refresh may queue behind it
         selection = run.asset_selection
@@ -209,6 +220,12 @@ def verification_in_flight(instance: dg.DagsterInstance) -> bool:
     return bool(runs)
 
 
+def verification_due(cursor: "RawCursor", now: datetime, interval: timedelta) -> bool:
+    return bool(cursor.unverified) and (
+        now.timestamp() - cursor.verified_at >= interval.total_seconds()
+    )
+
+
 def _verification(
     context: dg.SensorEvaluationContext,
     cursor: "RawCursor",
@@ -220,7 +237,7 @@ def _verification(
     flight: the dbt tests in one run, which queues like a refresh (dbt opens the warehouse)
     behind the refresh requested in the same tick, and the quality rules in another, which
     reads the read snapshot and so never holds up a refresh."""
-    if not cursor.unverified or now.timestamp() - cursor.verified_at < interval.total_seconds():
+    if not verification_due(cursor, now, interval):
         return []
     keys = [dg.AssetKey.from_user_string(k) for k in cursor.unverified]
     checks = _ride_along_checks(context, keys)
@@ -352,16 +369,23 @@ def evaluate_raw_tables(
 
     # decided before this tick's refresh (which it does not cover) and queued after it, so
     # that refresh does not wait for the checks
-    verification = (
-        _verification(context, cursor, now, checks_interval)
-        if checks_interval and not baseline
-        else []
-    )
+    due = bool(checks_interval) and not baseline and verification_due(cursor, now, checks_interval)
+    verification = _verification(context, cursor, now, checks_interval) if due else []
     run_requests: list[dg.RunRequest] = []
     waiting_on = None
     if cursor.pending_days or cursor.dirty:
         watched = [*refresh_keys, *whole_table_keys] if refresh_latest else list(refresh_keys)
-        waiting_on = refresh_in_flight(context.instance, watched)
+        # A refresh that has not started will read what landed since: nothing to add. One
+        # that has started reads no more, so the next one is requested now and queues behind
+        # it (the warehouse pool lets one in at a time): the daemon launches it as soon as
+        # the pool frees, instead of at the tick after. While a verification is due and
+        # waits for refreshes to finish, no new one is requested, so that it gets its turn.
+        holding_for_verification = due and not verification
+        waiting_on = refresh_in_flight(
+            context.instance,
+            watched,
+            IN_FLIGHT if holding_for_verification else NOT_YET_STARTED,
+        )
     if waiting_on is None and cursor.pending_days:  # late days first: rare, and quick
         start, end = next_range(cursor.pending_days)
         keys = list(refresh_keys)

@@ -210,18 +210,25 @@ def test_late_event_days_are_refreshed_one_run_at_a_time(lake, instance):
     )
     assert RawCursor.load(result.cursor).pending_days == [d2, d1]
 
-    # that run is in flight: nothing more is requested; new late rows for d5 queue it again
-    add_run_in_flight(instance, "r1", dg.DagsterRunStatus.STARTED, asset_selection=frozenset(KEYS))
+    # that run is launched, not yet executing: it will read what lands until it starts, so
+    # nothing more is requested; new late rows for d5 queue that day again
+    add_run_in_flight(instance, "r1", asset_selection=frozenset(KEYS))
     lake.write("events", events(date.fromisoformat(d5), 1, start=50))
     waiting = tick(instance, observer, result.cursor)
     assert waiting.run_requests == []
     assert RawCursor.load(waiting.cursor).pending_days == [d5, d2, d1]
     assert by_table(waiting)["events"]  # the raw materialization is still reported
 
-    instance.report_run_canceled(instance.get_run_by_id("r1"))  # no longer in flight
+    # once it executes it reads no more: the next run is requested, to queue behind it
+    instance.delete_run("r1")
+    add_run_in_flight(instance, "r1", dg.DagsterRunStatus.STARTED, asset_selection=frozenset(KEYS))
     again = tick(instance, observer, waiting.cursor)
     (second,) = again.run_requests
     assert second.partition_key == d5
+    add_run_in_flight(instance, "r2", asset_selection=frozenset(KEYS))  # launched, not started
+    assert tick(instance, observer, again.cursor).run_requests == []
+    for run_id in ("r1", "r2"):
+        instance.report_run_canceled(instance.get_run_by_id(run_id))  # no longer in flight
     final = tick(instance, observer, again.cursor)
     (third,) = final.run_requests
     assert third.partition_key is None
@@ -374,17 +381,25 @@ def test_refresh_latest_mode_requests_one_run_for_the_latest_day_and_whole_table
     assert "staging/stg_users" not in names  # not downstream of raw/events
     assert request.tags[WAREHOUSE_TAG_KEY] == "refresh"
 
-    # while it is in flight, new data only marks the day dirty; then one more run
+    # while it waits to start, new data only marks the day dirty; once it executes (it reads
+    # no more), one more run, which queues behind it
     add_run_in_flight(instance, "r2", asset_selection=frozenset(request.asset_selection))
     lake.write("events", events(today, 2, start=20))
     context = dg.build_sensor_context(instance=instance, cursor=first.cursor, definitions=defs)
     waiting = sensor(context)
     assert waiting.run_requests == [] and RawCursor.load(waiting.cursor).dirty == ["events"]
-    instance.report_run_canceled(instance.get_run_by_id("r2"))
+    instance.delete_run("r2")
+    add_run_in_flight(
+        instance,
+        "r2",
+        dg.DagsterRunStatus.STARTED,
+        asset_selection=frozenset(request.asset_selection),
+    )
     context = dg.build_sensor_context(instance=instance, cursor=waiting.cursor, definitions=defs)
     again = sensor(context)
     (request2,) = again.run_requests
     assert request2.partition_key == str(today) and request2.run_key != request.run_key
+    instance.report_run_canceled(instance.get_run_by_id("r2"))
 
     # only a CDC table changed: its downstream whole tables, without a partition
     lake.write("cdc_users", [CDC_USER_ROW])
@@ -469,3 +484,29 @@ def test_refreshes_publish_first_and_one_verification_run_checks_them(dbt_manife
     # ...and within the interval no second verification is asked for
     context = dg.build_sensor_context(instance=instance, cursor=again.cursor, definitions=defs)
     assert sensor(context).run_requests == []
+
+
+def test_a_due_verification_is_not_put_off_by_back_to_back_refreshes(dbt_manifest, lake, instance):
+    """Refreshes may queue behind one that executes, so at a steady trickle one is always in
+    flight; a verification waits for none to be. Once it is due, the sensor requests no new
+    refresh until the running one has finished, then both: the verification gets its turn."""
+    defs, sensor, tick = code_location_ticks(lake, instance, {})
+    (refresh,) = tick.run_requests  # the verification of what it refreshes is due from now on
+    add_run_in_flight(
+        instance,
+        "running",
+        dg.DagsterRunStatus.STARTED,
+        asset_selection=frozenset(refresh.asset_selection),
+    )
+    lake.write("events", events(datetime.now(UTC).date(), 2, start=50))
+    context = dg.build_sensor_context(instance=instance, cursor=tick.cursor, definitions=defs)
+    held = sensor(context)
+    assert held.run_requests == []
+    assert RawCursor.load(held.cursor).dirty  # the new rows wait for the next refresh
+
+    instance.report_run_canceled(instance.get_run_by_id("running"))  # it has finished
+    context = dg.build_sensor_context(instance=instance, cursor=held.cursor, definitions=defs)
+    requested = sensor(context).run_requests
+    keys = sorted(r.run_key for r in requested)
+    assert len(keys) == 3 and keys[0].startswith("latest-event-day-"), keys
+    assert keys[1].endswith("-dbt-tests") and keys[2].endswith("-rules"), keys

@@ -39,16 +39,19 @@ def server(socket_dir: Path, dbt_manifest: Path) -> Iterator[tuple[subprocess.Po
     log = socket_dir / "server.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "platform_assets.warm.server", "--socket", str(socket)],
+            [sys.executable, "-m", "platform_assets.warm.server", "--socket", str(socket)]
+            + ["--dbt-project", str(DBT_PROJECT_DIR)],  # as make dev starts it
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180
     while not socket.exists():
         assert process.poll() is None, log.read_text()
         assert time.monotonic() < deadline, "the warm dbt server did not start"
         time.sleep(0.1)
+    # it parsed the project before serving, and its invocations are still dbt's (below)
+    assert "warm: dbt warm-up done" in log.read_text()
     yield process, socket
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)

@@ -3,8 +3,8 @@
 - asset `genai/sql_optimizer_audit`: every dbt model and analysis through the optimizer
   (BigQuery rendering of the project); metadata in the UI: findings per rule, estimated
   bytes, bytes saved by verified rewrites, and a table per query.
-- job `sql_optimizer_audit` (tagged as a warehouse reader, so it queues with the writers:
-  a DuckDB reader blocks dbt's write lock).
+- job `sql_optimizer_audit`: a reader of the warehouse's read snapshot, so it never queues
+  behind, nor holds up, a refresh.
 - sensor `sql_optimizer_after_prepare` (RUNNING): `make prepare` rewrites dbt's manifest;
   when what the audit depends on changed (the fingerprint of the models, analyses and
   macros), it requests one audit run.
@@ -24,7 +24,6 @@ from platform_assets.genai.sql_optimizer.audit import audit, summarize
 from platform_assets.genai.sql_optimizer.dbt_render import fingerprint, load_manifest
 from platform_assets.genai.sql_optimizer.optimizer import build_optimizer
 from platform_assets.genai.sql_optimizer.report import QueryReport, human_bytes
-from platform_assets.warehouse_runs import warehouse_tags
 
 AUDIT_KEY = dg.AssetKey(["genai", "sql_optimizer_audit"])
 JOB_NAME = "sql_optimizer_audit"
@@ -96,7 +95,7 @@ def build_defs(settings: Any) -> dg.Definitions:
             metadata=audit_metadata(reports, version), data_version=dg.DataVersion(version)
         )
 
-    job = dg.define_asset_job(JOB_NAME, selection=[AUDIT_KEY], tags=warehouse_tags())
+    job = dg.define_asset_job(JOB_NAME, selection=[AUDIT_KEY])
 
     @dg.sensor(
         name="sql_optimizer_after_prepare",

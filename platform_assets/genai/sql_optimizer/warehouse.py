@@ -1,7 +1,10 @@
 """Local warehouse access for the optimizer: read-only, and through one door.
 
 `open_warehouse` is the only place this package opens the DuckDB warehouse (staging and mart
-tables in the file, raw tables as the Parquet lake). The file is attached read-only, the
+tables in the read snapshot dbt publishes after each invocation, raw tables as the Parquet
+lake). It reads the snapshot, as every other reader does (platform_assets/dbt/read_snapshot.py),
+never the file dbt writes: a reader of that file holds dbt's write lock up, so an audit
+would stall a refresh, or a refresh fail. The snapshot is attached read-only, the
 session is in UTC (as BigQuery is) and locked down: no file outside the lake can be read, no
 other database attached, no setting changed back. Queries reach it as BigQuery SQL
 transpiled by sqlglot, every table reference pointed at its local relation (`localize`).
@@ -33,7 +36,8 @@ class LocalQueryError(RuntimeError):
 
 
 def _attach(con: Any, path: Path, lock_timeout: float) -> None:
-    """Attach the warehouse file read-only, waiting while a writer (dbt) holds its lock."""
+    """Attach the warehouse snapshot read-only (waiting, in case a writer holds the file
+    anyway: someone pointed DUCKDB_PATH at the snapshot)."""
     import duckdb
 
     deadline = time.monotonic() + lock_timeout
@@ -53,7 +57,7 @@ def _attach(con: Any, path: Path, lock_timeout: float) -> None:
 
 
 def open_warehouse(settings: Any, *, lock_timeout: float = 60.0) -> Any:
-    """A read-only connection to the local warehouse, locked down to the lake.
+    """A read-only connection to the local warehouse's read snapshot, locked down to the lake.
 
     A private in-memory DuckDB attaches the warehouse file read-only, so the lock-down below
     (no file access outside the lake, no setting changed back) applies to this connection
@@ -62,8 +66,8 @@ def open_warehouse(settings: Any, *, lock_timeout: float = 60.0) -> Any:
 
     con = duckdb.connect(":memory:")
     try:
-        if Path(settings.warehouse_path).exists():
-            _attach(con, Path(settings.warehouse_path), lock_timeout)
+        if Path(settings.warehouse_read_path).exists():
+            _attach(con, Path(settings.warehouse_read_path), lock_timeout)
         lake = str(settings.lake_path).rstrip("/") + "/"
         con.execute(f"SET allowed_directories = [{sql_literal(lake)}]")
         con.execute("SET enable_external_access = false")

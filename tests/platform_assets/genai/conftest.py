@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from platform_core.settings import DBT_PROJECT_DIR
+from platform_assets.dbt.read_snapshot import publish_read_snapshot
+from platform_core.settings import DBT_PROJECT_DIR, read_path_of
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +55,8 @@ def shop_warehouse(small_platform: Any, tmp_path_factory: pytest.TempPathFactory
         },
     )  # fmt: skip
     assert Path(small_platform.warehouse).exists()
+    # readers (the optimizer among them) read what dbt published, as after a Dagster refresh
+    publish_read_snapshot(Path(small_platform.warehouse), read_path_of(small_platform.warehouse))
     return small_platform
 
 

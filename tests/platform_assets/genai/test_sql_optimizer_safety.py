@@ -130,3 +130,31 @@ def test_the_warehouse_connection_only_reads(shop_warehouse: Any) -> None:
     finally:
         con.close()
     assert not Path("/tmp/optimizer-leak.csv").exists()
+
+
+def test_the_optimizer_reads_the_snapshot_while_dbt_holds_the_warehouse(
+    shop_warehouse: Any,
+) -> None:
+    """A writer (dbt) holding the warehouse file must neither stall the optimizer nor be held
+    up by it: the optimizer reads the published snapshot, as every reader does."""
+    from platform_assets.genai.sql_optimizer.warehouse import open_warehouse
+    from platform_core.settings import get_settings
+
+    writer = subprocess.Popen(
+        [
+            sys.executable, "-c",
+            "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('open', flush=True);"
+            " sys.stdin.read()",
+            str(shop_warehouse.warehouse),
+        ],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "open"
+        con = open_warehouse(get_settings(), lock_timeout=1.0)
+        try:
+            assert con.execute("select count(*) from mart.fct_orders").fetchone()[0] > 0
+        finally:
+            con.close()
+    finally:
+        writer.communicate("", timeout=30)
