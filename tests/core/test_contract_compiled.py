@@ -18,20 +18,23 @@ from hypothesis import HealthCheck, given, settings
 from platform_core.contract import ContractError, parse_message
 from platform_core.contract_compiled import (
     ECOMMERCE_SCHEMAS,
-    Message,
+    Event,
     all_identified,
     context_canonical,
     datetimes_valid,
     messages_valid,
     properties_valid,
+    shape_valid,
 )
 
 
 def compiled_accepts(event: Any) -> bool:
     """The compiled check's verdict on one event, as collector.fastpath applies it."""
     try:
-        message = msgspec.json.decode(json.dumps(event), type=Message)
+        message = msgspec.json.decode(json.dumps(event), type=Event)
     except msgspec.DecodeError:
+        return False
+    if not shape_valid(message):
         return False
     context = message.context
     if context is not msgspec.UNSET and context_canonical(bytes(context)) is None:
@@ -81,7 +84,9 @@ def test_what_the_compiled_check_accepts_the_contract_accepts(event):
 
 
 def decoded(event: dict[str, Any]) -> Any:
-    return msgspec.json.decode(json.dumps(event), type=Message)
+    message = msgspec.json.decode(json.dumps(event), type=Event)
+    assert shape_valid(message)
+    return message
 
 
 def test_request_wide_checks_refuse_a_request_with_one_bad_message():
