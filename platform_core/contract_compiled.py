@@ -276,7 +276,8 @@ def _event_type(
     """The superset of the message types (see `Event`) and, per `type`, its shape (see
     `_shape_conditions`)."""
     order = _field_order([list(fields) for fields in messages.values()])
-    struct_fields: list[tuple[Any, ...]] = [("type", str)]
+    # `type` one of the types' literals: decoded as the literal's own str, whose hash is known
+    struct_fields: list[tuple[Any, ...]] = [("type", Literal[tuple(messages)])]
     narrowed: dict[str, Any] = {}
     for name in order:
         kinds = [fields[name][0] for fields in messages.values() if name in fields]
