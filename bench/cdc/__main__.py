@@ -30,6 +30,7 @@ from pathlib import Path
 import duckdb
 import psycopg
 
+from bench.cdc.shop import raw_rows, seed
 from devtools.cdc.processes import ChildProcess, start_bridge, start_capture, start_mock_kafka
 from devtools.sourcedb.migrate import migrate
 from devtools.sourcedb.server import temporary_postgres
@@ -129,20 +130,6 @@ class Workload:
         self.changes += changes
 
 
-def seed(dsn: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            "insert into products select g, 'SKU-' || g, 'Product ' || g, 'Category', 'Brand',"
-            " 9.99 + g %% 50, 'USD', true, now(), now() from generate_series(1, %s) g",
-            (PRODUCTS,),
-        )
-        conn.execute(
-            "insert into users select g, 'user' || g || '@example.com', 'User ' || g, 'DE',"
-            " g %% 3 = 0, now(), now() from generate_series(1, %s) g",
-            (USERS,),
-        )
-
-
 def run_load(
     dsn: str,
     workload: Workload,
@@ -165,17 +152,6 @@ def run_load(
                     continue
             workload.run_one(conn)
         return workload.changes - start_changes, time.monotonic() - started
-
-
-def raw_counts(lake: Path) -> int:
-    files = list(lake.glob("cdc_*/ingest_date=*/*.parquet"))
-    if not files:
-        return 0
-    with duckdb.connect() as con:
-        return con.execute(
-            f"select count(*) from read_parquet('{lake}/cdc_*/ingest_date=*/*.parquet',"
-            " union_by_name = true)"
-        ).fetchone()[0]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -212,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with temporary_postgres() as pg:
             migrate(pg.dsn())
-            seed(pg.dsn())
+            seed(pg.dsn(), PRODUCTS, USERS)
             say(
                 f"PostgreSQL {pg.bin_dir} on {pg.address}; "
                 f"seeded {PRODUCTS} products, {USERS} users"
@@ -254,13 +230,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             children += [capture, bridge]
             deadline = time.monotonic() + 180
-            while raw_counts(lake) < snapshot_rows and time.monotonic() < deadline:
+            while raw_rows(lake) < snapshot_rows and time.monotonic() < deadline:
                 for child in (capture, bridge):
                     if not child.alive():
                         raise SystemExit(f"{child.name} exited:\n{child.log_tail()}")
                 time.sleep(0.5)
             time.sleep(2)  # let the pipeline settle (heartbeats, idle confirmations)
-            snapshot_landed = raw_counts(lake)
+            snapshot_landed = raw_rows(lake)
             say(f"initial snapshot landed in raw: {snapshot_landed:,} rows")
 
             groups = {
@@ -283,10 +259,10 @@ def main(argv: list[str] | None = None) -> int:
 
             expected = snapshot_landed + changes
             deadline = time.monotonic() + 300
-            landed = raw_counts(lake)
+            landed = raw_rows(lake)
             while landed < expected and time.monotonic() < deadline:
                 time.sleep(0.5)
-                landed = raw_counts(lake)
+                landed = raw_rows(lake)
             drained_at = time.time()
             cpu = {
                 name: cpu_seconds_of_group(pid) - cpu_before[name] for name, pid in groups.items()

@@ -29,6 +29,7 @@ from pathlib import Path
 import duckdb
 import psycopg
 
+from bench.cdc.shop import raw_rows, seed
 from devtools.cdc.processes import ChildProcess, start_bridge, start_capture, start_mock_kafka
 from devtools.sourcedb.migrate import migrate
 from devtools.sourcedb.server import temporary_postgres
@@ -87,13 +88,13 @@ def cdc_path(work: Path, lake: Path, timeout: float = 180) -> Iterator[str]:
     with temporary_postgres() as pg:
         try:
             migrate(pg.dsn())
-            seed(pg.dsn())
+            seed(pg.dsn(), PRODUCTS, USERS)
             kafka = start_mock_kafka(logs)
             children.append(kafka.child)
             children.append(start_capture(logs, pg.dsn(), kafka.bootstrap, env=env))
             children.append(start_bridge(logs, kafka.bootstrap, env=env))
             deadline = time.monotonic() + timeout
-            while cdc_rows(lake, "cdc_products") < PRODUCTS:
+            while raw_rows(lake, "cdc_products") < PRODUCTS:
                 for child in children:
                     if not child.alive():
                         raise RuntimeError(f"{child.name} exited:\n{child.log_tail()}")
@@ -104,29 +105,6 @@ def cdc_path(work: Path, lake: Path, timeout: float = 180) -> Iterator[str]:
         finally:
             for child in reversed(children):
                 child.stop(30)
-
-
-def seed(dsn: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            "insert into products select g, 'SKU-' || g, 'Product ' || g, 'Category', 'Brand',"
-            " 10.00, 'USD', true, now(), now() from generate_series(1, %s) g",
-            (PRODUCTS,),
-        )
-        conn.execute(
-            "insert into users select g, 'user' || g || '@example.com', 'User ' || g, 'DE',"
-            " false, now(), now() from generate_series(1, %s) g",
-            (USERS,),
-        )
-
-
-def cdc_rows(lake: Path, table: str) -> int:
-    files = list((lake / table).glob("ingest_date=*/*.parquet"))
-    if not files:
-        return 0
-    with duckdb.connect() as con:
-        glob = f"{lake / table}/ingest_date=*/*.parquet"
-        return con.execute(f"select count(*) from read_parquet('{glob}')").fetchone()[0]
 
 
 def landed_orders(lake: Path) -> dict[int, tuple[float, float]]:
@@ -175,7 +153,6 @@ def staged_orders(warehouse: Path, orders: list[int]) -> int:
         return 0
     with duckdb.connect(str(warehouse), read_only=True) as con:
         return con.execute(
-            "select count(*) from staging.stg_orders where order_id between ? and ?"
-            " and order_id in (select unnest(?))",
-            [min(orders), max(orders), orders],
+            "select count(*) from staging.stg_orders where order_id in (select unnest(?))",
+            [orders],
         ).fetchone()[0]
