@@ -213,11 +213,11 @@ class Delivery:
             coalescer = self._coalescers[topic] = Coalescer(self._publish, topic)
         return coalescer
 
-    async def _publish(self, topic: str, body: bytes, kind: str | None = None) -> list[str]:
+    async def _publish(self, topic: str, body: bytes, kind: str | None = None) -> None:
         kind = kind or self._topic_kind.get(topic, "other")
         started = time.perf_counter()
         try:
-            ids = await self.publisher.publish(topic, body, self.config.publish_timeout_s)
+            await self.publisher.publish(topic, body, self.config.publish_timeout_s)
         except PublishError as error:
             self.metrics.publish_failures.labels(error.code).inc()
             raise
@@ -225,7 +225,6 @@ class Delivery:
         if latency is None:  # "events", "dead_letter", "replay", "other": looked up once
             latency = self._latencies[kind] = self.metrics.publish_latency.labels(kind)
         latency.observe(time.perf_counter() - started)
-        return ids
 
     async def _spool(self, frames: list[tuple[bytes, int]]) -> None:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()

@@ -38,13 +38,13 @@ from collector.ingest import Ingested, MessageBatch, check_batch_limits, merge_b
 from platform_core.contract import stamp_received
 from platform_core.contract_compiled import (
     ECOMMERCE_SCHEMAS,
-    MESSAGES,
-    Message,
+    Event,
     all_identified,
     context_canonical,
     datetimes_valid,
     messages_valid,
     properties_valid,
+    shape_valid,
 )
 
 
@@ -56,7 +56,7 @@ class NotJson(ValueError):
 class _Body(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A batch body, every event decoded with the compiled contract."""
 
-    batch: list[Message]  # type: ignore[valid-type]
+    batch: list[Event]  # type: ignore[valid-type]
     sentAt: Any = UNSET
     context: Any = UNSET
     integrations: Any = UNSET
@@ -76,7 +76,7 @@ class _RawBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 _BODY = msgspec.json.Decoder(_Body)
 _RAW_BODY = msgspec.json.Decoder(_RawBody)
-_MESSAGE = msgspec.json.Decoder(Message)
+_MESSAGE = msgspec.json.Decoder(Event)
 _ENCODE = msgspec.json.Encoder().encode
 _DECODE_ERRORS = (msgspec.DecodeError, RecursionError)
 
@@ -152,7 +152,7 @@ def ingest_decoded(
     batch.add_encoded(
         fast.positions,
         fast.published,
-        list(map(_KIND.__getitem__, map(type, fast.messages))),
+        list(map(_TYPE, fast.messages)),
         list(map(_MESSAGE_ID, fast.messages)),
         sum(map(len, fast.published)),
     )
@@ -188,7 +188,7 @@ class _BatchFields:
             self.context = context_canonical(_ENCODE(decoded.context)) or UNSET
 
 
-_KIND = {kind: kind.KIND for kind in MESSAGES.values()}  # the compiled types, their `type`
+_TYPE = operator.attrgetter("type")
 _MESSAGE_ID = operator.attrgetter("messageId")
 _TIMES = operator.attrgetter("timestamp", "originalTimestamp")
 _IS_TEXT = str.__instancecheck__  # decoded timestamps are str, None or UNSET
@@ -235,16 +235,16 @@ class _FastMessages:
         if type(sent_at) is str:
             self.times.append(sent_at)  # once: every event without its own takes it
         encode, varint, heads = _ENCODE, wire.varint_of, _ID_HEADS
-        kinds, taken, published = _KIND, self.messages, self.published
+        valid_shape, taken, published = shape_valid, self.messages, self.published
         positions, times, schemas = self.positions, self.times, self.schemas
         tracks: dict[str, tuple[bytes, list[dict[str, Any]] | None]] = {}  # per event name
         others: dict[str, bytes] = {}  # the attributes but message_id, per message type
         last_raw: Raw | None = None  # the events of a batch mostly share their context
         last_canonical: Raw | None = None
         for index, message in enumerate(events):
-            kind = kinds.get(type(message))  # None: not decoded (the exact path's JSON)
             if (
-                kind is None
+                type(message) is not Event  # not decoded: the exact path's JSON
+                or not valid_shape(message)  # no message type: the exact path's reason
                 or type(message.messageId) is not str  # none: derived from the content
                 or message.writeKey is not UNSET
                 or message.receivedAt is not UNSET
@@ -276,6 +276,7 @@ class _FastMessages:
             if len(data) > MAX_EVENT_BYTES:
                 self.large.append((index, message))
                 continue
+            kind = message.type
             if kind == "track":
                 name = message.event
                 found = tracks.get(name)

@@ -25,7 +25,6 @@ from collector.wire import (
     GET_TOPIC,
     PUBLISH,
     GetTopicRequest,
-    PublishResponse,
     Topic,
 )
 
@@ -76,7 +75,7 @@ class Publisher(Protocol):
 
     async def start(self) -> None: ...
 
-    async def publish(self, topic: str, request: bytes, timeout: float) -> list[str]: ...
+    async def publish(self, topic: str, request: bytes, timeout: float) -> None: ...
 
     async def ensure_topics(self, topics: list[str], timeout: float) -> None: ...
 
@@ -111,7 +110,9 @@ class PubSubPublisher:
         self._publish = channel.unary_unary(
             PUBLISH,
             request_serializer=None,  # requests arrive encoded (collector.wire)
-            response_deserializer=PublishResponse.FromString,
+            # the response (a message id per message) is left undecoded: an OK status is
+            # the acknowledgement, and nothing reads the ids
+            response_deserializer=None,
         )
         self._create_topic = channel.unary_unary(
             CREATE_TOPIC,
@@ -124,19 +125,18 @@ class PubSubPublisher:
             response_deserializer=Topic.FromString,
         )
 
-    async def publish(self, topic: str, request: bytes, timeout: float) -> list[str]:
-        """Send one encoded PublishRequest for `topic`; the Pub/Sub message ids once
-        acknowledged."""
+    async def publish(self, topic: str, request: bytes, timeout: float) -> None:
+        """Send one encoded PublishRequest for `topic`; returns once Pub/Sub acknowledged
+        it."""
         metadata = self._metadata.get(topic)
         if metadata is None:  # the collector's two topics: built once each
             metadata = (("x-goog-request-params", "topic=" + quote(topic, safe="")),)
             self._metadata[topic] = metadata
         try:
-            response = await self._publish(request, timeout=timeout, metadata=metadata)
+            await self._publish(request, timeout=timeout, metadata=metadata)
         except grpc.aio.AioRpcError as error:
             code = error.code()
             raise PublishError(code.name, error.details() or "", code in RETRYABLE) from None
-        return list(response.message_ids)
 
     async def ensure_topics(self, topics: list[str], timeout: float) -> None:
         """Create each topic unless it exists (local mode)."""

@@ -21,9 +21,14 @@ tests/core/test_contract_compiled.py holds it to that promise on generated event
 How it is derived (`_field_type`): each model field becomes a msgspec field of the same name:
 str, int and float with their MinLen/MaxLen/Ge/Gt constraints, `X | None`, `dict[str, Any]`,
 `list[Model]`, nested models, and the `text_from_int` coercion of ids (as `str | int`). The
-`type` literal becomes the tag of a tagged union; the message-level rule (`IDENTITY_FIELDS`)
-and the e-commerce property schemas are applied by `messages_valid` (per message) or by
-`all_identified` and `properties_valid` (a request's messages at once). Anything else in a
+message types share one Struct, `Event`, with every type's fields (a field two types share
+has one type, or one type narrows it to not None) and `type` as a plain field: msgspec
+decodes it in one pass, where a tagged union would first scan each event for its `type`
+(which SDKs send after the context). `shape_valid` then applies what each type's model says:
+its `type` literal, its required fields, no field only other types have, and the narrowed
+fields not null. The message-level rule (`IDENTITY_FIELDS`) and the e-commerce property
+schemas are applied by `messages_valid` (per message) or by `all_identified` and
+`properties_valid` (a request's messages at once). Anything else in a
 model (another validator, type or model setting) fails the import with CompileError: a rule
 added to the contract cannot be skipped here silently; teach `_field_type` first.
 
@@ -46,11 +51,12 @@ which the exact path does).
 from __future__ import annotations
 
 import datetime as dt
+import graphlib
 import inspect
 import operator
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
@@ -187,13 +193,14 @@ def _struct(model: type[BaseModel]) -> type[msgspec.Struct]:
     return _STRUCTS[model]
 
 
-def _message(model: type[contract._Message]) -> type[msgspec.Struct]:
-    """A message type as a tagged Struct, shaped for the collector (see the docstring)."""
+def _message_fields(model: type[contract._Message]) -> tuple[str, dict[str, tuple[Any, bool]]]:
+    """A message type's `type` literal, and its other fields: name -> (msgspec type, required),
+    shaped for the collector (see the docstring)."""
     _check_model(model, _MESSAGE_RULES)
     tag = get_args(model.model_fields["type"].annotation)
     if get_origin(model.model_fields["type"].annotation) is not Literal or len(tag) != 1:
         raise CompileError(f"{model.__name__}.type is not one literal")
-    fields: list[tuple[Any, ...]] = []
+    fields: dict[str, tuple[Any, bool]] = {}
     for name, info in model.model_fields.items():
         if name == "type":
             continue
@@ -201,37 +208,118 @@ def _message(model: type[contract._Message]) -> type[msgspec.Struct]:
             kind: Any = Raw  # checked apart / replaced by the collector
         else:
             kind = _field_type(info.annotation, info.metadata, text_times=True)
-        if info.is_required():
-            fields.append((name, kind))
+        fields[name] = (kind, info.is_required())
+    return tag[0], fields
+
+
+def _field_order(orders: Iterable[list[str]]) -> list[str]:
+    """One order of the fields in which every message type's fields come in its own order
+    (so an event encodes with its keys as its type declares them)."""
+    graph: dict[str, set[str]] = {}
+    for order in orders:
+        for before, name in zip([None, *order], order, strict=False):
+            graph.setdefault(name, set()).update([] if before is None else [before])
+    merged = list(graphlib.TopologicalSorter(graph).static_order())
+    for order in orders:
+        if [name for name in merged if name in order] != order:
+            raise CompileError(f"no one field order for the message types ({order})")
+    return merged
+
+
+def _common_type(name: str, kinds: list[Any]) -> tuple[Any, Any]:
+    """(the superset's type of a field several message types share, the narrower one if a
+    type narrows it to not None, else None)."""
+    wide = kinds[0]
+    narrow = None
+    for kind in kinds[1:]:
+        if kind == wide:
+            continue
+        if get_args(kind) == (wide, type(None)) and narrow in (None, wide):
+            wide, narrow = kind, wide
+        elif get_args(wide) == (kind, type(None)) and narrow in (None, kind):
+            narrow = kind
         else:
-            fields.append((name, kind | UnsetType, UNSET))
-    fields.append(("writeKey", Raw | UnsetType, UNSET))
-    for name in SDK_FIELDS:
-        fields.append((name.strip("_"), Any, msgspec.field(default=UNSET, name=name)))
-    return msgspec.defstruct(
-        f"Compiled{model.__name__}",
-        fields,
-        tag_field="type",
-        tag=tag[0],
-        kw_only=True,
-        forbid_unknown_fields=True,
-        gc=False,
-        namespace={"KIND": tag[0]},  # the `type`, as a class attribute
+            raise CompileError(f"{name} has types {kind!r} and {wide!r} in two message types")
+    return wide, narrow
+
+
+def _shape_conditions(tag: str, absent: list[str], required: list[str], not_null: list[str]) -> str:
+    """Message type `tag`'s shape as a Python expression on a decoded Event `m`: none of the
+    fields only other types have, its required fields present, and not null where it
+    narrows a shared field to not None."""
+    return " and ".join(
+        [f"m.type == {tag!r}"]
+        + [f"m.{name} is UNSET" for name in absent]
+        + [f"m.{name} is not UNSET" for name in required]
+        + [f"m.{name} is not None" for name in not_null]
     )
 
 
+def _shape_function(shapes: dict[str, str]) -> Callable[[Any], bool]:
+    """One function that checks an Event's shape for whichever type it names, written out
+    (as dataclasses writes its methods): the collector calls it for every event, and plain
+    attribute tests in one function cost a fraction of generic getattr calls."""
+    source = "def shape_valid(m):\n" + "".join(
+        f"    if {condition}:\n        return True\n" for condition in shapes.values()
+    )
+    source += "    return False\n"
+    namespace: dict[str, Any] = {"UNSET": UNSET}
+    exec(source, namespace)  # noqa: S102 - written from the contract's field names
+    function: Callable[[Any], bool] = namespace["shape_valid"]
+    function.__doc__ = f"Whether a decoded Event is one of the contract's messages:\n\n{source}"
+    return function
+
+
+def _event_type(
+    messages: dict[str, dict[str, tuple[Any, bool]]],
+) -> tuple[type[msgspec.Struct], dict[str, str]]:
+    """The superset of the message types (see `Event`) and, per `type`, its shape (see
+    `_shape_conditions`)."""
+    order = _field_order([list(fields) for fields in messages.values()])
+    # `type` one of the types' literals: decoded as the literal's own str, whose hash is known
+    struct_fields: list[tuple[Any, ...]] = [("type", Literal[tuple(messages)])]
+    narrowed: dict[str, Any] = {}
+    for name in order:
+        kinds = [fields[name][0] for fields in messages.values() if name in fields]
+        wide, narrowed[name] = _common_type(name, kinds)
+        struct_fields.append((name, wide | UnsetType, UNSET))
+    struct_fields.append(("writeKey", Raw | UnsetType, UNSET))
+    for name in SDK_FIELDS:
+        struct_fields.append((name.strip("_"), Any, msgspec.field(default=UNSET, name=name)))
+    event = msgspec.defstruct(
+        "CompiledEvent", struct_fields, kw_only=True, forbid_unknown_fields=True, gc=False
+    )
+    shapes = {
+        tag: _shape_conditions(
+            tag,
+            absent=[name for name in order if name not in fields],
+            required=[name for name, (_, required) in fields.items() if required],
+            not_null=[
+                name
+                for name, (kind, _) in fields.items()
+                if narrowed[name] is not None and kind == narrowed[name]
+            ],
+        )
+        for tag, fields in messages.items()
+    }
+    return event, shapes
+
+
 MESSAGE_MODELS = typing.get_args(typing.get_args(contract.Message)[0])
-MESSAGES: dict[str, type[msgspec.Struct]] = {
-    model.model_fields["type"].default: _message(model) for model in MESSAGE_MODELS
-}
-Message = Union[tuple(MESSAGES.values())]  # noqa: UP007 - the tagged union msgspec decodes
+# Event: every message type in one Struct, decoded in one pass. A tagged union of one Struct
+# per type would do, but msgspec then scans each event for its `type` before decoding it,
+# and SDKs send `type` after the context, so most of an event would be read twice. An Event
+# is no message type until `shape_valid` says which it is.
+Event, SHAPES = _event_type(dict(map(_message_fields, MESSAGE_MODELS)))
+shape_valid = _shape_function(SHAPES)
+
+
 TIME_FIELDS = tuple(
     name
     for name, info in contract._Message.model_fields.items()
     if dt.datetime in get_args(info.annotation) and name != "receivedAt"
 )
 
-_TRACK = MESSAGES["track"]
 _convert = msgspec.convert
 _identity = operator.attrgetter(*contract.IDENTITY_FIELDS)
 _CONTEXT = msgspec.json.Decoder(_struct(contract.Context))
@@ -305,7 +393,7 @@ def messages_valid(messages: list[Any]) -> list[bool]:
         if not any(_identity(message)):
             verdicts.append(False)
             continue
-        schema = _ECOMMERCE.get(message.event) if type(message) is _TRACK else None
+        schema = _ECOMMERCE.get(message.event) if message.type == "track" else None
         if schema is None:
             verdicts.append(True)
             continue

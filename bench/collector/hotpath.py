@@ -48,8 +48,8 @@ class InstantPublisher:
     async def start(self) -> None:
         return None
 
-    async def publish(self, topic: str, request: bytes, timeout: float) -> list[str]:
-        return []
+    async def publish(self, topic: str, request: bytes, timeout: float) -> None:
+        return None
 
     async def ensure_topics(self, topics: list[str], timeout: float) -> None:
         return None

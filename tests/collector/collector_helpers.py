@@ -288,13 +288,13 @@ class SlowPublisher:
     async def start(self) -> None:
         await self.inner.start()
 
-    async def publish(self, topic: str, request: bytes, timeout: float) -> list[str]:
+    async def publish(self, topic: str, request: bytes, timeout: float) -> None:
         if self.delay:
             await asyncio.sleep(self.delay)
         self.rpcs.append(len(PublishRequest.FromString(request).messages))
         if self.refuse is not None and self.refuse in request:
             raise PublishError("INVALID_ARGUMENT", "refused by the test", False)
-        return await self.inner.publish(topic, request, timeout)
+        await self.inner.publish(topic, request, timeout)
 
     async def ensure_topics(self, topics: list[str], timeout: float) -> None:
         await self.inner.ensure_topics(topics, timeout)

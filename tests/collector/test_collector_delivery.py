@@ -30,7 +30,7 @@ class MemoryBus:
     async def start(self) -> None:
         pass
 
-    async def publish(self, topic: str, request: bytes, timeout: float) -> list[str]:
+    async def publish(self, topic: str, request: bytes, timeout: float) -> None:
         await asyncio.sleep(self.delay)
         if self.fail:
             raise PublishError(self.fail, "test", self.fail != "INVALID_ARGUMENT")
@@ -40,7 +40,6 @@ class MemoryBus:
         assert decoded.topic == topic
         self.rpcs.append((topic, len(decoded.messages)))
         self.received.setdefault(topic, []).extend(m.data for m in decoded.messages)
-        return [str(i) for i in range(len(decoded.messages))]
 
     async def ensure_topics(self, topics: list[str], timeout: float) -> None:
         if self.fail:

@@ -87,3 +87,50 @@ def test_generated_batches_are_published_alike(batch, context):
     if context is not None:
         body["context"] = context
     assert_same(*both_paths(body))
+
+
+def test_published_bytes_keep_the_contract_field_order():
+    # hand-written: fields sent in another order than the contract's are published compact,
+    # `type` first, then the fields in the order of the type's model (platform_core.contract:
+    # the message fields, then the type's own), then the SDK fields; the batch's sentAt and
+    # the receipt time stamped in their places
+    batch = [
+        {
+            "properties": {"path": "/"},
+            "name": "Home",
+            "type": "page",
+            "category": "Docs",
+            "anonymousId": "a-1",
+            "messageId": "m-1",
+        },
+        {"userId": "u1", "previousId": "p-1", "type": "alias", "messageId": "m-2"},
+        {
+            "channel": "server",
+            "event": "Signed Up",
+            "properties": {"plan": "pro"},
+            "type": "track",
+            "context": {"ip": "203.0.113.9"},
+            "userId": "u2",
+            "timestamp": "2026-12-06T03:59:58Z",
+            "messageId": "m-3",
+        },
+        {"traits": {"n": 1}, "groupId": "g-1", "type": "group", "userId": "u3", "messageId": "m-4"},
+    ]
+    body = json.dumps({"batch": batch, "sentAt": "2026-12-06T03:59:59Z"}).encode()
+    decoded = decode_batch(body)
+    assert decoded is not None
+    result = ingest_decoded(decoded, "web", RECEIVED, Redactor([]))
+    stamped = '"sentAt":"2026-12-06T03:59:59Z","receivedAt":"2026-12-06T04:00:00.000Z"'
+    assert [PubsubMessage.FromString(m).data.decode() for m in result.messages] == [
+        '{"type":"page","messageId":"m-1","anonymousId":"a-1",'
+        + stamped
+        + ',"name":"Home","category":"Docs","properties":{"path":"/"}}',
+        '{"type":"alias","messageId":"m-2","userId":"u1",' + stamped + ',"previousId":"p-1"}',
+        '{"type":"track","messageId":"m-3","userId":"u2","timestamp":"2026-12-06T03:59:58Z",'
+        + stamped
+        + ',"context":{"ip":"203.0.113.9"},"event":"Signed Up","properties":{"plan":"pro"},'
+        '"channel":"server"}',
+        '{"type":"group","messageId":"m-4","userId":"u3",'
+        + stamped
+        + ',"groupId":"g-1","traits":{"n":1}}',
+    ]

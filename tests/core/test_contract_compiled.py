@@ -18,20 +18,23 @@ from hypothesis import HealthCheck, given, settings
 from platform_core.contract import ContractError, parse_message
 from platform_core.contract_compiled import (
     ECOMMERCE_SCHEMAS,
-    Message,
+    Event,
     all_identified,
     context_canonical,
     datetimes_valid,
     messages_valid,
     properties_valid,
+    shape_valid,
 )
 
 
 def compiled_accepts(event: Any) -> bool:
     """The compiled check's verdict on one event, as collector.fastpath applies it."""
     try:
-        message = msgspec.json.decode(json.dumps(event), type=Message)
+        message = msgspec.json.decode(json.dumps(event), type=Event)
     except msgspec.DecodeError:
+        return False
+    if not shape_valid(message):
         return False
     context = message.context
     if context is not msgspec.UNSET and context_canonical(bytes(context)) is None:
@@ -81,7 +84,9 @@ def test_what_the_compiled_check_accepts_the_contract_accepts(event):
 
 
 def decoded(event: dict[str, Any]) -> Any:
-    return msgspec.json.decode(json.dumps(event), type=Message)
+    message = msgspec.json.decode(json.dumps(event), type=Event)
+    assert shape_valid(message)
+    return message
 
 
 def test_request_wide_checks_refuse_a_request_with_one_bad_message():
@@ -100,3 +105,33 @@ def test_request_wide_checks_refuse_a_request_with_one_bad_message():
     assert not properties_valid(schema, [*good, {"product_id": "p2", "price": -1}])
     assert not properties_valid(schema, [*good, {"name": "no id"}])
     assert properties_valid(schema, [])
+
+
+@pytest.mark.parametrize(
+    ("event", "shaped"),
+    [
+        # hand-written from the contract's models: each type's own fields, and only those
+        # (the contract keeps another type's field as an unknown one: such an event is
+        # valid, and the exact path takes it)
+        ({"type": "track", "event": "x", "properties": {}}, True),
+        ({"type": "page", "name": "Home", "category": "Docs", "properties": {}}, True),
+        ({"type": "identify", "traits": {}}, True),
+        ({"type": "group", "groupId": "g", "traits": {}}, True),
+        ({"type": "alias", "previousId": "p", "userId": "u"}, True),
+        ({"type": "track", "properties": {}}, False),  # event is required
+        ({"type": "track", "event": "x", "groupId": "g"}, False),  # a group's field
+        ({"type": "page", "event": "x"}, False),  # a track's field
+        ({"type": "identify", "properties": {}}, False),  # not an identify's field
+        ({"type": "group", "traits": {}}, False),  # groupId is required
+        ({"type": "alias", "previousId": "p"}, False),  # an alias names its userId
+        ({"type": "alias", "previousId": "p", "userId": None}, False),  # ... not null
+    ],
+)
+def test_an_event_has_the_fields_of_its_type(event, shaped):
+    message = msgspec.json.decode(json.dumps(event), type=Event)
+    assert shape_valid(message) is shaped
+
+
+def test_an_unknown_type_is_not_decoded():
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.json.decode(b'{"type": "teleport", "event": "x"}', type=Event)

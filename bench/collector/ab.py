@@ -1,0 +1,89 @@
+"""Two checkouts' collectors, end to end, in alternating runs:
+`uv run python -m bench.collector.ab OTHER [--pairs 4] [--duration 10]`.
+
+OTHER is another checkout of the repository (e.g. `git worktree add /tmp/before <commit>`);
+its `collector` package is served with this checkout's interpreter and packages. Both publish
+to one Pub/Sub emulator (started once and warmed up first, so that neither side gets a colder
+JIT), one collector process at a time, driven by `bench.collector.load` in a closed loop
+(16 connections, /v1/batch of 100 events). Pairs alternate their order (AB, BA, AB, ...)
+so that a drift of the machine's load falls on both sides. Per run it prints events/s, the
+collector's CPU per event (from /proc) and the emulator's share of a core; then the medians.
+
+Why: end-to-end figures move by 10-20% between runs on this shared host, more than most
+changes to the hot path; one run each way decides nothing. A measurement, not a test:
+nothing is asserted. Every process it starts is stopped; every run is bounded by --duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.collector.__main__ import load_average
+from bench.collector.serve import collector
+from bench.processes import ROOT
+from devtools.services import Service, start_pubsub_emulator
+
+
+def run(source: Path, emulator: Service, work: Path, name: str, args: argparse.Namespace) -> dict:
+    """One collector from `source`: warmed up, then measured in a closed loop."""
+    with collector(source, emulator, work / f"collector-{name}.log", work / name) as served:
+        served.load(args.warmup)
+        result = served.load(args.duration)
+    events = result["events"]
+    return {
+        "events_per_s": result["events_per_s"],
+        "us_per_event": result["collector_cpu_s"] / events * 1e6 if events else float("nan"),
+        "emulator": result["emulator_cores"],
+        "p99_ms": result["p99_ms"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.collector.ab")
+    parser.add_argument("other", type=Path, help="the other checkout (B); A is this one")
+    parser.add_argument("--pairs", type=int, default=4, help="alternating pairs of runs")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
+    parser.add_argument("--warmup", type=float, default=8.0, help="seconds before each run")
+    args = parser.parse_args(argv)
+    sides = {"A": ROOT, "B": args.other.resolve()}
+    if not (sides["B"] / "collector" / "__main__.py").is_file():
+        parser.error(f"{sides['B']} is not a checkout with a collector package")
+    work = Path(tempfile.mkdtemp(prefix="bench-collector-ab-"))
+    print(f"A = {sides['A']}\nB = {sides['B']}\nload average {load_average()}", flush=True)
+    emulator = start_pubsub_emulator(work)
+    results: dict[str, list[dict]] = {"A": [], "B": []}
+    try:
+        print("warming up the emulator with A ...", flush=True)
+        run(sides["A"], emulator, work, "warm-up", args)
+        for pair in range(args.pairs):
+            for side in "AB" if pair % 2 == 0 else "BA":
+                result = run(sides[side], emulator, work, f"{side}{pair}", args)
+                results[side].append(result)
+                print(
+                    f"pair {pair + 1} {side}: {result['events_per_s']:>9,.0f} events/s "
+                    f"{result['us_per_event']:6.2f} us/event  emulator "
+                    f"{result['emulator']:.2f} core  p99 {result['p99_ms']:.1f} ms",
+                    flush=True,
+                )
+    finally:
+        emulator.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nmedians of {args.pairs} runs each ({args.duration:.0f} s, closed loop):")
+    for side in "AB":
+        runs = results[side]
+        print(
+            f"  {side}: {statistics.median(r['events_per_s'] for r in runs):>9,.0f} events/s "
+            f"{statistics.median(r['us_per_event'] for r in runs):6.2f} us/event  emulator "
+            f"{statistics.median(r['emulator'] for r in runs):.2f} core"
+        )
+    print(f"load average {load_average()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""One collector process from a checkout, publishing to a running emulator, and a closed
+loop of load against it: what `bench.collector.ab` and `bench.collector.batch_sizes` share."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench.collector.__main__ import KEY, cpu_seconds
+from bench.processes import ROOT, stop
+from devtools.services import Service, free_port, wait_for_port
+
+
+@contextlib.contextmanager
+def collector(source: Path, emulator: Service, log: Path, spool: Path) -> Iterator[Served]:
+    """`python -m collector` from `source` (its packages first on the path), stopped on exit."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PLATFORM_ENV": "local",
+        "PUBSUB_EMULATOR_HOST": emulator.address,
+        "GCP_PROJECT": "local-project",
+        "PUBSUB_EVENTS_TOPIC": "bench-events",
+        "PUBSUB_DEAD_LETTER_TOPIC": "bench-events-dead-letter",
+        "COLLECTOR_WRITE_KEYS": f"{KEY}=web",
+        "COLLECTOR_HOST": "127.0.0.1",
+        "COLLECTOR_PORT": str(port),
+        "COLLECTOR_SPOOL_DIR": str(spool),
+        "PYTHONPATH": str(source),
+    }
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "collector", "--log-level", "warning"],
+            cwd=source,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        wait_for_port("127.0.0.1", port, 90, process)
+        yield Served(process, port, emulator)
+    finally:
+        stop(process)
+
+
+class Served:
+    """A running collector: closed loops against it, with its CPU and the emulator's."""
+
+    def __init__(self, process: subprocess.Popen, port: int, emulator: Service) -> None:
+        self.process = process
+        self.port = port
+        self.emulator = emulator
+
+    def load(self, seconds: float, batch_size: int = 100) -> dict:
+        """A closed loop (16 connections, /v1/batch of `batch_size` events): the load
+        generator's figures, and the collector's and the emulator's CPU over the run."""
+        emulator_pid = self.emulator.process.pid
+        cpu, emulated = cpu_seconds(self.process.pid), cpu_seconds(emulator_pid)
+        started = time.perf_counter()
+        args = ["--mode", "batch", "--concurrency", "16", "--batch-size", str(batch_size)]
+        args += ["--duration", str(seconds), "--warmup", "0", "--key", KEY]
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.collector.load", f"http://127.0.0.1:{self.port}", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=seconds + 120,
+            check=True,
+        )
+        wall = time.perf_counter() - started
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result["collector_cpu_s"] = cpu_seconds(self.process.pid) - cpu
+        result["emulator_cores"] = (cpu_seconds(emulator_pid) - emulated) / wall
+        # the rate held over the whole wall time (the load process's start included)
+        result["requests"] = result["requests_per_s"] * wall
+        result["events"] = result["events_per_s"] * wall
+        return result
