@@ -22,11 +22,14 @@ _Waiting = tuple[list[bytes], int, "asyncio.Future[None]"]
 class Coalescer:
     """Merges the messages of concurrent requests for one topic into shared Publish RPCs.
 
-    At most `MAX_IN_FLIGHT` RPCs per topic are outstanding; requests that arrive meanwhile
-    wait and leave together in the next RPC (up to 1,000 messages / 9 MiB). Under light load
-    every request is sent at once, alone; under heavy load Pub/Sub gets fewer, larger
-    requests, which is what it (and the emulator) handles best. Each request learns whether
-    *its* messages were acknowledged:
+    At most `MAX_IN_FLIGHT` RPCs per topic are outstanding while fewer than a full RPC's
+    worth of messages wait; requests that arrive meanwhile wait and leave together in the
+    next RPC (up to 1,000 messages / 9 MiB). Under light load every request is sent at once,
+    alone; under heavy load Pub/Sub gets fewer, larger requests, which is what it (and the
+    emulator) handles best. Once a full RPC's worth waits (Pub/Sub answers more slowly than
+    requests arrive: a distant region, a burst), up to `MAX_IN_FLIGHT_BACKLOG` RPCs go out
+    at once, so throughput grows with Pub/Sub's latency instead of being capped by it. Each
+    request learns whether *its* messages were acknowledged:
 
     - a retryable failure fails the RPC's requests and every waiting one (Pub/Sub is in
       trouble: nobody waits more); each caller spools its own messages;
@@ -35,7 +38,12 @@ class Coalescer:
     - a request past its deadline is withdrawn (`withdraw`): out of the queue if it has not
       left yet; if it has, its RPC goes on, and a late success is a harmless duplicate."""
 
+    # 2 instead of 4 measured level with the emulator: better p99 in one series of open-loop
+    # pairs, worse in the next (bench.collector.ab --rate 720: 9.3 against 5.7 ms)
     MAX_IN_FLIGHT = 4
+    # with Pub/Sub ~30 ms away, 4 RPCs of 1,000 messages carry ~130k events/s at most; a
+    # backlog lets up to 8 go (each request still waits at most its publish deadline)
+    MAX_IN_FLIGHT_BACKLOG = 8
     MAX_BYTES = MAX_PUBLISH_BYTES
 
     def __init__(self, publish: Publish, topic: str) -> None:
@@ -56,7 +64,10 @@ class Coalescer:
         future.cancel()
 
     def _drain(self) -> None:
-        while self.queue and self.in_flight < self.MAX_IN_FLIGHT:
+        while self.queue and (
+            self.in_flight < self.MAX_IN_FLIGHT
+            or (self.in_flight < self.MAX_IN_FLIGHT_BACKLOG and self._full_rpc_waiting())
+        ):
             group = [self.queue.pop(0)]
             count, size = len(group[0][0]), group[0][1]
             while self.queue:
@@ -72,6 +83,16 @@ class Coalescer:
             task = asyncio.create_task(self._rpc(group))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+
+    def _full_rpc_waiting(self) -> bool:
+        """Whether the queue holds at least one full RPC (1,000 messages or 9 MiB)."""
+        count = size = 0
+        for messages, bytes_, _ in self.queue:
+            count += len(messages)
+            size += bytes_
+            if count >= MAX_MESSAGES_PER_PUBLISH or size >= self.MAX_BYTES:
+                return True
+        return False
 
     async def _rpc(self, group: list[_Waiting]) -> None:
         try:

@@ -1,11 +1,12 @@
 """Two checkouts' collectors, end to end, in alternating runs:
-`uv run python -m bench.collector.ab OTHER [--pairs 4] [--duration 10]`.
+`uv run python -m bench.collector.ab OTHER [--pairs 4] [--duration 10] [--rate R]`.
 
 OTHER is another checkout of the repository (e.g. `git worktree add /tmp/before <commit>`);
 its `collector` package is served with this checkout's interpreter and packages. Both publish
 to one Pub/Sub emulator (started once and warmed up first, so that neither side gets a colder
 JIT), one collector process at a time, driven by `bench.collector.load` in a closed loop
-(16 connections, /v1/batch of 100 events). Pairs alternate their order (AB, BA, AB, ...)
+(16 connections, /v1/batch of 100 events), or with `--rate R` an open loop of R requests/s
+(each run warmed up in a closed loop first). Pairs alternate their order (AB, BA, AB, ...)
 so that a drift of the machine's load falls on both sides. Per run it prints events/s, the
 collector's CPU per event (from /proc) and the emulator's share of a core; then the medians.
 
@@ -30,10 +31,10 @@ from devtools.services import Service, start_pubsub_emulator
 
 
 def run(source: Path, emulator: Service, work: Path, name: str, args: argparse.Namespace) -> dict:
-    """One collector from `source`: warmed up, then measured in a closed loop."""
+    """One collector from `source`: warmed up in a closed loop, then measured."""
     with collector(source, emulator, work / f"collector-{name}.log", work / name) as served:
         served.load(args.warmup)
-        result = served.load(args.duration)
+        result = served.load(args.duration, rate=args.rate)
     events = result["events"]
     return {
         "events_per_s": result["events_per_s"],
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=4, help="alternating pairs of runs")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
     parser.add_argument("--warmup", type=float, default=8.0, help="seconds before each run")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="an open loop of this many requests/s instead"
+    )
     args = parser.parse_args(argv)
     sides = {"A": ROOT, "B": args.other.resolve()}
     if not (sides["B"] / "collector" / "__main__.py").is_file():
@@ -73,13 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         emulator.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\nmedians of {args.pairs} runs each ({args.duration:.0f} s, closed loop):")
+    loop = f"open loop, {args.rate:.0f} requests/s" if args.rate else "closed loop"
+    print(f"\nmedians of {args.pairs} runs each ({args.duration:.0f} s, {loop}):")
     for side in "AB":
         runs = results[side]
         print(
             f"  {side}: {statistics.median(r['events_per_s'] for r in runs):>9,.0f} events/s "
             f"{statistics.median(r['us_per_event'] for r in runs):6.2f} us/event  emulator "
-            f"{statistics.median(r['emulator'] for r in runs):.2f} core"
+            f"{statistics.median(r['emulator'] for r in runs):.2f} core  p99 "
+            f"{statistics.median(r['p99_ms'] for r in runs):.1f} ms"
         )
     print(f"load average {load_average()}")
     return 0

@@ -59,13 +59,15 @@ class Served:
         self.port = port
         self.emulator = emulator
 
-    def load(self, seconds: float, batch_size: int = 100) -> dict:
-        """A closed loop (16 connections, /v1/batch of `batch_size` events): the load
-        generator's figures, and the collector's and the emulator's CPU over the run."""
+    def load(self, seconds: float, batch_size: int = 100, rate: float = 0.0) -> dict:
+        """/v1/batch of `batch_size` events, a closed loop (16 connections) or, with `rate`,
+        an open loop of `rate` requests/s: the load generator's figures, and the collector's
+        and the emulator's CPU over the run."""
         emulator_pid = self.emulator.process.pid
         cpu, emulated = cpu_seconds(self.process.pid), cpu_seconds(emulator_pid)
         started = time.perf_counter()
         args = ["--mode", "batch", "--concurrency", "16", "--batch-size", str(batch_size)]
+        args += ["--rate", str(rate)] if rate else []
         args += ["--duration", str(seconds), "--warmup", "0", "--key", KEY]
         out = subprocess.run(
             [sys.executable, "-m", "bench.collector.load", f"http://127.0.0.1:{self.port}", *args],

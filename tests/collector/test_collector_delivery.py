@@ -26,12 +26,19 @@ class MemoryBus:
         self.refuse: bytes | None = None  # refuse (INVALID_ARGUMENT) requests containing this
         self.rpcs: list[tuple[str, int]] = []  # (topic, messages) per Publish RPC
         self.received: dict[str, list[bytes]] = {}
+        self.active = 0  # Publish RPCs outstanding now
+        self.most_active = 0  # ... at most, so far
 
     async def start(self) -> None:
         pass
 
     async def publish(self, topic: str, request: bytes, timeout: float) -> None:
-        await asyncio.sleep(self.delay)
+        self.active += 1
+        self.most_active = max(self.most_active, self.active)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.active -= 1
         if self.fail:
             raise PublishError(self.fail, "test", self.fail != "INVALID_ARGUMENT")
         if self.refuse is not None and self.refuse in request:
@@ -68,26 +75,43 @@ EVENTS = "projects/local-project/topics/events"
 DEAD = "projects/local-project/topics/events-dead-letter"
 
 
-def test_concurrent_requests_share_publish_rpcs(tmp_path):
-    bus = MemoryBus(delay=0.05)
+def deliver_at_once(tmp_path, bus: MemoryBus, requests: int, size: int) -> list[str]:
+    """`requests` concurrent requests of `size` events each, through one Delivery."""
 
     async def run() -> list[str]:
         delivery = delivery_for(tmp_path, bus)
         await delivery.start()
         try:
             return await asyncio.gather(
-                *(delivery.deliver(messages(f"r{r}", 10), []) for r in range(30))
+                *(delivery.deliver(messages(f"r{r}", size), []) for r in range(requests))
             )
         finally:
             await delivery.stop()
 
-    results = asyncio.run(run())
-    assert results == ["published"] * 30
+    return asyncio.run(run())
+
+
+def test_concurrent_requests_share_publish_rpcs(tmp_path):
+    """Less than a full RPC waiting (30 x 10 messages): at most 4 RPCs per topic are
+    outstanding; the requests that arrive meanwhile wait and leave together."""
+    bus = MemoryBus(delay=0.05)
+    assert deliver_at_once(tmp_path, bus, 30, 10) == ["published"] * 30
+    assert bus.most_active == 4
     assert sorted(bus.received[EVENTS]) == sorted(
         f"r{r}-{i}".encode() for r in range(30) for i in range(10)
     )
     assert len(bus.rpcs) <= 8, f"30 requests took {len(bus.rpcs)} RPCs"
     assert max(n for _, n in bus.rpcs) > 10, "some requests shared an RPC"
+
+
+def test_a_backlog_of_full_rpcs_sends_up_to_eight_at_once(tmp_path):
+    """When Pub/Sub answers more slowly than requests arrive and full RPCs' worth wait
+    (30 x 400 messages: 12 RPCs of 1,000), up to 8 RPCs go out at once, not 4."""
+    bus = MemoryBus(delay=0.05)
+    assert deliver_at_once(tmp_path, bus, 30, 400) == ["published"] * 30
+    assert bus.most_active == 8
+    assert len(bus.received[EVENTS]) == 30 * 400
+    assert all(n <= 1000 for _, n in bus.rpcs)
 
 
 def test_coalesced_rpcs_respect_the_1000_message_limit(tmp_path):
