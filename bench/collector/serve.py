@@ -1,5 +1,5 @@
-"""One collector process from a checkout, publishing to a running emulator, and a closed
-loop of load against it: what `bench.collector.ab` and `bench.collector.batch_sizes` share."""
+"""One collector process from a checkout, publishing to a running emulator, and load against
+it (closed or open loop): what `bench.collector.ab` and `bench.collector.batch_sizes` share."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def collector(source: Path, emulator: Service, log: Path, spool: Path) -> Iterat
 
 
 class Served:
-    """A running collector: closed loops against it, with its CPU and the emulator's."""
+    """A running collector: runs of load against it, with its CPU and the emulator's."""
 
     def __init__(self, process: subprocess.Popen, port: int, emulator: Service) -> None:
         self.process = process
