@@ -14,17 +14,23 @@ from devtools.services import stop_process_group
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+def start(args: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT) -> subprocess.Popen:
     with open(log, "ab") as out:
         return subprocess.Popen(
             args,
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (and its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def descendants(pid: int) -> list[int]:

@@ -38,16 +38,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.processes import ROOT, descendants, start, stop
+from bench.collector.serve import KEY, collector_env
+from bench.processes import ROOT, cpu_seconds, descendants, start, stop
 from devtools.services import free_port, start_pubsub_emulator, wait_for_port
-
-KEY = "bench-key"
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (and its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy() -> tuple[float, float]:
@@ -278,16 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-collector-"))
     print(f"benchmark work directory: {work} (logs); load average {load_average()}", flush=True)
     emulator = start_pubsub_emulator(work)
-    env = {
-        **os.environ,
-        "PLATFORM_ENV": "local",
-        "PUBSUB_EMULATOR_HOST": emulator.address,
-        "GCP_PROJECT": "local-project",
-        "PUBSUB_EVENTS_TOPIC": "bench-events",
-        "PUBSUB_DEAD_LETTER_TOPIC": "bench-events-dead-letter",
-        "COLLECTOR_WRITE_KEYS": f"{KEY}=web",
-        "COLLECTOR_HOST": "127.0.0.1",
-    }
+    env = collector_env(emulator.address)
     load_before = load_average()
     results = {}
     try:

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,11 +22,10 @@ from pathlib import Path
 import httpx
 import orjson
 
-from bench.collector.__main__ import cpu_seconds
-from bench.processes import ROOT, stop
-from devtools.services import free_port, start_pubsub_emulator, wait_for_port
+from bench.collector.serve import KEY, collector
+from bench.processes import ROOT, cpu_seconds
+from devtools.services import start_pubsub_emulator
 
-KEY = "bench-key"
 MB = 1024 * 1024
 
 
@@ -98,34 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-hostile-"))
     print(f"work directory: {work} (logs); collector from {args.source}", flush=True)
     emulator = start_pubsub_emulator(work)
-    port = free_port()
-    env = {
-        **os.environ,
-        "PLATFORM_ENV": "local",
-        "PUBSUB_EMULATOR_HOST": emulator.address,
-        "GCP_PROJECT": "local-project",
-        "PUBSUB_EVENTS_TOPIC": "hostile-events",
-        "PUBSUB_DEAD_LETTER_TOPIC": "hostile-dead-letter",
-        "COLLECTOR_WRITE_KEYS": f"{KEY}=web",
-        "COLLECTOR_SPOOL_DIR": str(work / "spool"),
-        "COLLECTOR_SPOOL_MAX_MB": "64",  # an unbounded collector fills this, not the disk
-        "COLLECTOR_HOST": "127.0.0.1",
-        "COLLECTOR_PORT": str(port),
-        "PYTHONPATH": str(args.source),
-    }
-    collector = start_in(args.source, env, work / "collector.log")
     try:
-        wait_for_port("127.0.0.1", port, 60, collector)
-        rows: list[tuple[str, str, float, float, float]] = []
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as http:
-            measure(http, collector.pid, cases()[0][1], cases()[0][2], 3)  # warm up
-            for name, body, headers in cases():
-                before = peak_rss(collector.pid)
-                answer, cpu_ms, wall_ms = measure(http, collector.pid, body, headers, args.repeat)
-                grown = max(0, peak_rss(collector.pid) - before) / MB  # VmHWM is updated lazily
-                rows.append((name, answer, cpu_ms, wall_ms, grown))
-                print(f"  done: {name}", flush=True)
-            final = peak_rss(collector.pid) / MB
+        # an unbounded collector fills a 64 MB spool, not the disk
+        with collector(
+            args.source,
+            emulator,
+            work / "collector.log",
+            work / "spool",
+            topic="hostile-events",
+            COLLECTOR_SPOOL_MAX_MB="64",
+        ) as served:
+            rows = measure_cases(served.port, served.process.pid, args.repeat)
+            final = peak_rss(served.process.pid) / MB
         print(
             f"\n{'case':<32} {'answer':<32} {'CPU ms/req':>10} {'p50 ms':>8} {'peak RSS +MB':>12}"
         )
@@ -133,23 +114,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<32} {answer:<32} {cpu_ms:>10.1f} {wall_ms:>8.1f} {grown:>12.1f}")
         print(f"\ncollector peak RSS at the end: {final:.0f} MB ({args.repeat} requests per case)")
     finally:
-        stop(collector)
         emulator.stop()
     return 0
 
 
-def start_in(source: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """`python -m collector` with `source` as its working directory (and import root)."""
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "collector", "--log-level", "warning"],
-            cwd=source,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+def measure_cases(port: int, pid: int, repeat: int) -> list[tuple[str, str, float, float, float]]:
+    """Each case `repeat` times: (name, answer, CPU ms per request, p50 ms, peak RSS growth)."""
+    rows: list[tuple[str, str, float, float, float]] = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as http:
+        measure(http, pid, cases()[0][1], cases()[0][2], 3)  # warm up
+        for name, body, headers in cases():
+            before = peak_rss(pid)
+            answer, cpu_ms, wall_ms = measure(http, pid, body, headers, repeat)
+            grown = max(0, peak_rss(pid) - before) / MB  # VmHWM is updated lazily
+            rows.append((name, answer, cpu_ms, wall_ms, grown))
+            print(f"  done: {name}", flush=True)
+    return rows
 
 
 if __name__ == "__main__":

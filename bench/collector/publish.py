@@ -30,8 +30,9 @@ from pathlib import Path
 import orjson
 import uvloop
 
-from bench.collector.__main__ import cpu_seconds, load_average
+from bench.collector.__main__ import load_average
 from bench.collector.events import event
+from bench.processes import cpu_seconds
 from collector import wire
 from collector.publisher import PubSubPublisher
 from devtools.services import start_pubsub_emulator

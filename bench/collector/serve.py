@@ -12,38 +12,48 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.collector.__main__ import KEY, cpu_seconds
-from bench.processes import ROOT, stop
+from bench.processes import ROOT, cpu_seconds, start, stop
 from devtools.services import Service, free_port, wait_for_port
+
+KEY = "bench-key"  # the benchmarks' write key (source "web")
+
+
+def collector_env(emulator_address: str, topic: str = "bench-events") -> dict[str, str]:
+    """The environment of a benchmark's collector: local mode, the emulator, `topic` and its
+    dead-letter topic, the benchmarks' write key, loopback."""
+    return {
+        **os.environ,
+        "PLATFORM_ENV": "local",
+        "PUBSUB_EMULATOR_HOST": emulator_address,
+        "GCP_PROJECT": "local-project",
+        "PUBSUB_EVENTS_TOPIC": topic,
+        "PUBSUB_DEAD_LETTER_TOPIC": f"{topic}-dead-letter",
+        "COLLECTOR_WRITE_KEYS": f"{KEY}=web",
+        "COLLECTOR_HOST": "127.0.0.1",
+    }
 
 
 @contextlib.contextmanager
-def collector(source: Path, emulator: Service, log: Path, spool: Path) -> Iterator[Served]:
-    """`python -m collector` from `source` (its packages first on the path), stopped on exit."""
+def collector(
+    source: Path,
+    emulator: Service,
+    log: Path,
+    spool: Path,
+    topic: str = "bench-events",
+    **settings: str,
+) -> Iterator[Served]:
+    """`python -m collector` from `source` (its packages first on the path), with `settings`
+    added to its environment; stopped on exit."""
     port = free_port()
     env = {
-        **os.environ,
-        "PLATFORM_ENV": "local",
-        "PUBSUB_EMULATOR_HOST": emulator.address,
-        "GCP_PROJECT": "local-project",
-        "PUBSUB_EVENTS_TOPIC": "bench-events",
-        "PUBSUB_DEAD_LETTER_TOPIC": "bench-events-dead-letter",
-        "COLLECTOR_WRITE_KEYS": f"{KEY}=web",
-        "COLLECTOR_HOST": "127.0.0.1",
+        **collector_env(emulator.address, topic),
         "COLLECTOR_PORT": str(port),
         "COLLECTOR_SPOOL_DIR": str(spool),
         "PYTHONPATH": str(source),
+        **settings,
     }
-    with open(log, "ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "collector", "--log-level", "warning"],
-            cwd=source,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    args = [sys.executable, "-m", "collector", "--log-level", "warning"]
+    process = start(args, env, log, cwd=source)
     try:
         wait_for_port("127.0.0.1", port, 90, process)
         yield Served(process, port, emulator)
