@@ -10,6 +10,9 @@ then times:
   {min_date, max_date}` (stg_events for today) and `build --exclude tag:partitioned` (every
   whole-table model and the tests, i.e. the dbt asset checks, of both). Each invocation has
   its own target directory, parsed once before (as each Dagster op keeps its partial parse);
+- sessions: int_sessions in the refresh (incremental on DuckDB: the visitors with new
+  events), and, as the same-run baseline, the same model rebuilt from the whole history
+  (`run --select int_sessions --full-refresh`, what every refresh cost before);
 - quality run: the data-quality rules of every asset (`python -m platform_assets.quality
   check`, what the `data_quality_checks` job's asset checks run), and the dbt data tests on
   their own (`dbt test`).
@@ -46,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DBT_DIR = ROOT / "dbt_project"
 END = date(2026, 11, 20)
 BIN = Path(sys.executable).parent
+SESSIONS = "model.ecommerce.int_sessions"
 
 
 COLUMNS = (
@@ -54,6 +58,8 @@ COLUMNS = (
     "  refresh = both dbt steps of a refresh (wall s); cpu = the children's CPU s;",
     "  start+ = start-up + parse (wall - dbt's elapsed); stg = stg_events for today (node s);",
     "  models = whole-table models + seed (node s); tests = the refresh's dbt tests (node s);",
+    "  sess = int_sessions in the refresh (node s); full = int_sessions rebuilt from the",
+    "    whole history, the same-run baseline (node s);",
     "  rules = `python -m platform_assets.quality check`, every asset's rules (wall s);",
     "  dbt test = every dbt data test (wall s); load = 1-min load average at the row's end",
 )
@@ -115,6 +121,7 @@ class Row:
     warehouse_mb: float = 0.0
     build: float = 0.0
     refresh: list[Timed] = field(default_factory=list)  # partitioned step, whole-table step
+    sessions_full: Timed | None = None  # int_sessions from the whole history
     dbt_test: Timed | None = None
     rules: Timed | None = None
     load: float = 0.0
@@ -149,6 +156,8 @@ def measure(base: Path, work: Path, days: int, sessions: int, base_days: int) ->
         ),
         timed(dbt("build", "--exclude", "tag:partitioned", target=main), env, main),
     ]
+    full = ["run", "--select", "int_sessions", "--full-refresh"]
+    row.sessions_full = timed(dbt(*full, target=main), env, main)
     row.dbt_test = timed(dbt("test", target=main), env, main)
     as_of = f"{END + timedelta(days=1)}T00:05:00+00:00"
     rules = [str(BIN / "python"), "-m", "platform_assets.quality", "check", "--as-of", as_of]
@@ -162,6 +171,7 @@ def print_table(rows: list[Row]) -> None:
     say(
         f"{'days':>5} {'sess/d':>6} {'events':>10} {'today':>7} {'wh MB':>6} {'build':>6} | "
         f"{'refresh':>7} {'cpu':>6} {'start+':>6} {'stg':>5} {'models':>6} {'tests':>6} | "
+        f"{'sess':>5} {'full':>5} | "
         f"{'rules':>6} {'cpu':>5} {'dbt test':>8} {'cpu':>5} | {'load':>4}"
     )
     for r in rows:
@@ -175,10 +185,13 @@ def print_table(rows: list[Row]) -> None:
         stg = part.nodes.get("model.ecommerce.stg_events", 0.0)
         models = whole.node_sum("model.") + whole.node_sum("seed.")
         tests = part.node_sum("test.") + whole.node_sum("test.")
+        sessions = whole.nodes.get(SESSIONS, 0.0)
+        full = r.sessions_full.nodes.get(SESSIONS, 0.0)
         say(
             f"{r.days:>5} {r.sessions:>6} {r.events:>10,} {r.today_rows:>7,} "
             f"{r.warehouse_mb:>6.0f} {r.build:>6.0f} | {wall:>7.1f} {cpu:>6.1f} {startup:>6.1f} "
-            f"{stg:>5.1f} {models:>6.1f} {tests:>6.1f} | {r.rules.wall:>6.1f} {r.rules.cpu:>5.1f} "
+            f"{stg:>5.1f} {models:>6.1f} {tests:>6.1f} | {sessions:>5.1f} {full:>5.1f} | "
+            f"{r.rules.wall:>6.1f} {r.rules.cpu:>5.1f} "
             f"{r.dbt_test.wall:>8.1f} {r.dbt_test.cpu:>5.1f} | {r.load:>4.1f}"
         )
 
@@ -253,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(rows: list[Row], command: str) -> None:
     say("")
-    say("=" * 118)
+    say("=" * 132)
     say(
         "Scale: the cost of a refresh of today and of a quality run as the warehouse grows (DuckDB)"
     )
@@ -262,7 +275,7 @@ def report(rows: list[Row], command: str) -> None:
     for line in COLUMNS:
         say(line)
     print_table(rows)
-    say("=" * 118)
+    say("=" * 132)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ after a clock correction (another event time, sometimes another date), server ev
 without a messageId, clocks years off, carts bought in a later session; CDC runs over three
 Kafka partitions and is down for 30 hours, then re-snapshots (rows deleted meanwhile never
 send a delete). Raw lands in two halves split by ingestion time: dbt builds after each, so
-the second build takes the incremental path; a full refresh of stg_events into another
-DuckDB file is the reference it must equal. dbt runs as a subprocess, as Dagster runs it.
+the second build takes the incremental path; a full refresh of stg_events and int_sessions
+into another DuckDB file is the reference it must equal. dbt runs as a subprocess, as Dagster
+runs it.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class Built:
     items: list[Any]  # everything the shop yielded
     lake: Path
     warehouse: Path  # built on the first half, then incrementally on the rest
-    reference: Path  # stg_events by a full refresh over everything
+    reference: Path  # stg_events and int_sessions by a full refresh over everything
     tmp: Path
 
 
@@ -126,5 +127,6 @@ def shop_build(tmp_path_factory: pytest.TempPathFactory) -> Built:
     run_dbt("build", lake=lake, warehouse=warehouse, tmp=tmp)
     land(items, IngestedWindow(writer, before=False))
     run_dbt("build", lake=lake, warehouse=warehouse, tmp=tmp)
-    run_dbt("run", "-s", "stg_events", "--full-refresh", lake=lake, warehouse=reference, tmp=tmp)
+    full_refresh = ("run", "-s", "stg_events", "int_sessions", "--full-refresh")
+    run_dbt(*full_refresh, lake=lake, warehouse=reference, tmp=tmp)
     return Built(shop, items, lake, warehouse, reference, tmp)

@@ -13,7 +13,7 @@ import json
 import shutil
 import subprocess
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,20 +82,101 @@ def test_incremental_build_equals_full_refresh(built: Built) -> None:
     """,
     )[0][0]
     assert late > 0
+    _assert_same_rows(built, "stg_events")
+
+
+@pytest.mark.slow
+def test_incremental_sessions_equal_a_full_rebuild(built: Built) -> None:
+    """int_sessions rebuilds only the visitors with new events: after the second half, the
+    sessions equal those of a full refresh, the visitors with events in both halves too."""
+    returning = query(
+        built.warehouse,
+        f"""
+        select count(*) from (
+            select anonymous_id from staging.stg_events
+            group by anonymous_id
+            having min(ingested_at) < timestamp '{CUTOFF}'
+                and max(ingested_at) >= timestamp '{CUTOFF}'
+        )
+    """,
+    )[0][0]
+    assert returning > 0
+    _assert_same_rows(built, "int_sessions")
+
+
+def _assert_same_rows(built: Built, table: str) -> None:
+    """The incrementally built staging table holds the same rows as the full refresh's."""
     with duckdb.connect() as con:
         con.execute(f"attach '{built.warehouse}' as inc (read_only)")
         con.execute(f"attach '{built.reference}' as ref (read_only)")
-        total = con.execute("select count(*) from inc.staging.stg_events").fetchone()[0]
-        assert total == con.execute("select count(*) from ref.staging.stg_events").fetchone()[0]
+        count = f"select count(*) from {{}}.staging.{table}"
+        assert (
+            con.execute(count.format("inc")).fetchone()
+            == con.execute(count.format("ref")).fetchone()
+        )
         for left, right in (("inc", "ref"), ("ref", "inc")):
             missing = con.execute(f"""
                 select count(*) from (
-                    select * from {left}.staging.stg_events
+                    select * from {left}.staging.{table}
                     except all
-                    select * from {right}.staging.stg_events
+                    select * from {right}.staging.{table}
                 )
             """).fetchone()[0]
-            assert missing == 0, f"{missing} stg_events rows of {left} are not in {right}"
+            assert missing == 0, f"{missing} {table} rows of {left} are not in {right}"
+
+
+@pytest.mark.slow
+def test_a_refresh_rebuilds_only_the_sessions_of_visitors_with_new_events(built: Built) -> None:
+    lake, warehouse, tmp = _copy(built, "sessions")
+    # the visitor whose events landed first (outside any look-back), and another one
+    (quiet,), (active,) = query(
+        warehouse,
+        """
+        select anonymous_id from staging.stg_events where anonymous_id is not null
+        group by anonymous_id order by max(ingested_at), anonymous_id limit 2
+    """,
+    )
+    # a mark on the quiet visitor's sessions that only a rebuild of them would erase
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "update staging.int_sessions set page_views = page_views + 1000 "
+            f"where anonymous_id = '{quiet}'"
+        )
+    last = _raw_rows(
+        lake, "events", f"anonymous_id = '{active}'", "order by event_timestamp desc limit 1"
+    )[0]
+    (before,) = query(
+        warehouse,
+        f"select events from staging.int_sessions where anonymous_id = '{active}' "
+        "order by session_number desc limit 1",
+    )[0]
+    later = datetime(2026, 11, 21, 9, 0)
+    ParquetRawWriter(lake).write(
+        "events",
+        [
+            {
+                **last,
+                "message_id": "one-more-event-of-the-session",
+                "event_timestamp": last["event_timestamp"] + timedelta(minutes=10),
+                "event_date": (last["event_timestamp"] + timedelta(minutes=10)).date(),
+                "received_at": later,
+                "ingested_at": later,
+            }
+        ],
+    )
+    run_dbt("run", "-s", "stg_events", "int_sessions", lake=lake, warehouse=warehouse, tmp=tmp)
+    marked = query(
+        warehouse,
+        "select bool_and(page_views >= 1000) from staging.int_sessions "
+        f"where anonymous_id = '{quiet}'",
+    )
+    assert marked == [(True,)], "the sessions of a visitor without new events were rebuilt"
+    (after,) = query(
+        warehouse,
+        f"select events from staging.int_sessions where anonymous_id = '{active}' "
+        "order by session_number desc limit 1",
+    )[0]
+    assert after == before + 1
 
 
 @pytest.mark.slow
