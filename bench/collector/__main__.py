@@ -29,18 +29,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.collector.serve import KEY, collector_env
+from bench.collector.serve import KEY, collector_env, emulator_workspace
 from bench.processes import ROOT, cpu_seconds, descendants, start, stop
-from devtools.services import free_port, start_pubsub_emulator, wait_for_port
+from devtools.services import free_port, wait_for_port
 
 
 def machine_busy() -> tuple[float, float]:
@@ -268,19 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.repeat = 3.0, 1
-    work = Path(tempfile.mkdtemp(prefix="bench-collector-"))
-    print(f"benchmark work directory: {work} (logs); load average {load_average()}", flush=True)
-    emulator = start_pubsub_emulator(work)
-    env = collector_env(emulator.address)
-    load_before = load_average()
     results = {}
-    try:
+    with emulator_workspace("bench-collector-", keep=args.keep) as (work, emulator):
+        print(f"benchmark work directory: {work} (logs); load average {load_average()}", flush=True)
+        env = collector_env(emulator.address)
+        load_before = load_average()
         for workers in (int(w) for w in args.workers.split(",")):
             results[workers] = run_workers(work, env, emulator.process.pid, workers, args)
-    finally:
-        emulator.stop()
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
     report(results, args)
     print(f"\nload average (1, 5, 15 min): {load_before} before, {load_average()} after")
     return 0

@@ -18,16 +18,14 @@ nothing is asserted. Every process it starts is stopped; every run is bounded by
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 from bench.collector.__main__ import load_average
-from bench.collector.serve import collector
+from bench.collector.serve import collector, emulator_workspace
 from bench.processes import ROOT
-from devtools.services import Service, start_pubsub_emulator
+from devtools.services import Service
 
 
 def run(source: Path, emulator: Service, work: Path, name: str, args: argparse.Namespace) -> dict:
@@ -44,6 +42,14 @@ def run(source: Path, emulator: Service, work: Path, name: str, args: argparse.N
     }
 
 
+def figures(result: dict) -> str:
+    """A run's figures (or their medians) on one line."""
+    return (
+        f"{result['events_per_s']:>9,.0f} events/s {result['us_per_event']:6.2f} us/event  "
+        f"emulator {result['emulator']:.2f} core  p99 {result['p99_ms']:.1f} ms"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.collector.ab")
     parser.add_argument("other", type=Path, help="the other checkout (B); A is this one")
@@ -57,36 +63,22 @@ def main(argv: list[str] | None = None) -> int:
     sides = {"A": ROOT, "B": args.other.resolve()}
     if not (sides["B"] / "collector" / "__main__.py").is_file():
         parser.error(f"{sides['B']} is not a checkout with a collector package")
-    work = Path(tempfile.mkdtemp(prefix="bench-collector-ab-"))
     print(f"A = {sides['A']}\nB = {sides['B']}\nload average {load_average()}", flush=True)
-    emulator = start_pubsub_emulator(work)
     results: dict[str, list[dict]] = {"A": [], "B": []}
-    try:
+    with emulator_workspace("bench-collector-ab-") as (work, emulator):
         print("warming up the emulator with A ...", flush=True)
         run(sides["A"], emulator, work, "warm-up", args)
         for pair in range(args.pairs):
             for side in "AB" if pair % 2 == 0 else "BA":
                 result = run(sides[side], emulator, work, f"{side}{pair}", args)
                 results[side].append(result)
-                print(
-                    f"pair {pair + 1} {side}: {result['events_per_s']:>9,.0f} events/s "
-                    f"{result['us_per_event']:6.2f} us/event  emulator "
-                    f"{result['emulator']:.2f} core  p99 {result['p99_ms']:.1f} ms",
-                    flush=True,
-                )
-    finally:
-        emulator.stop()
-        shutil.rmtree(work, ignore_errors=True)
+                print(f"pair {pair + 1} {side}: {figures(result)}", flush=True)
     loop = f"open loop, {args.rate:.0f} requests/s" if args.rate else "closed loop"
     print(f"\nmedians of {args.pairs} runs each ({args.duration:.0f} s, {loop}):")
     for side in "AB":
         runs = results[side]
-        print(
-            f"  {side}: {statistics.median(r['events_per_s'] for r in runs):>9,.0f} events/s "
-            f"{statistics.median(r['us_per_event'] for r in runs):6.2f} us/event  emulator "
-            f"{statistics.median(r['emulator'] for r in runs):.2f} core  p99 "
-            f"{statistics.median(r['p99_ms'] for r in runs):.1f} ms"
-        )
+        medians = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+        print(f"  {side}: {figures(medians)}")
     print(f"load average {load_average()}")
     return 0
 

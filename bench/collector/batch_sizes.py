@@ -16,16 +16,12 @@ A measurement, not a test: nothing is asserted; every process it starts is stopp
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
-import tempfile
-from pathlib import Path
 
 from bench.collector.__main__ import load_average
-from bench.collector.serve import collector
+from bench.collector.serve import collector, emulator_workspace
 from bench.processes import ROOT
-from devtools.services import start_pubsub_emulator
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,29 +34,26 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(size) for size in args.sizes.split(",")]
     if len(sizes) < 2 or min(sizes) < 1 or max(sizes) > 500:
         parser.error("--sizes: at least two batch sizes of 1 to 500 events")
-    work = Path(tempfile.mkdtemp(prefix="bench-collector-sizes-"))
     print(f"load average {load_average()}", flush=True)
-    emulator = start_pubsub_emulator(work)
     per_request: dict[int, list[float]] = {size: [] for size in sizes}
-    try:
-        with collector(ROOT, emulator, work / "collector.log", work / "spool") as served:
-            print(f"warming up ({args.warmup:.0f} s) ...", flush=True)
-            served.load(args.warmup)
-            for repeat in range(args.repeat):
-                for size in sizes if repeat % 2 == 0 else reversed(sizes):
-                    result = served.load(args.duration, batch_size=size)
-                    us = result["collector_cpu_s"] / result["requests"] * 1e6
-                    per_request[size].append(us)
-                    print(
-                        f"run {repeat + 1}, {size:>3} events/request: "
-                        f"{result['events_per_s']:>9,.0f} events/s "
-                        f"{result['requests_per_s']:>7,.0f} requests/s  {us:7.0f} us/request "
-                        f"{us / size:6.2f} us/event",
-                        flush=True,
-                    )
-    finally:
-        emulator.stop()
-        shutil.rmtree(work, ignore_errors=True)
+    with (
+        emulator_workspace("bench-collector-sizes-") as (work, emulator),
+        collector(ROOT, emulator, work / "collector.log", work / "spool") as served,
+    ):
+        print(f"warming up ({args.warmup:.0f} s) ...", flush=True)
+        served.load(args.warmup)
+        for repeat in range(args.repeat):
+            for size in sizes if repeat % 2 == 0 else reversed(sizes):
+                result = served.load(args.duration, batch_size=size)
+                us = result["collector_cpu_s"] / result["requests"] * 1e6
+                per_request[size].append(us)
+                print(
+                    f"run {repeat + 1}, {size:>3} events/request: "
+                    f"{result['events_per_s']:>9,.0f} events/s "
+                    f"{result['requests_per_s']:>7,.0f} requests/s  {us:7.0f} us/request "
+                    f"{us / size:6.2f} us/event",
+                    flush=True,
+                )
     medians = {size: statistics.median(values) for size, values in per_request.items()}
     print(f"\nmedians of {args.repeat} run(s) of {args.duration:.0f} s:")
     for size, us in medians.items():

@@ -15,16 +15,14 @@ import argparse
 import gzip
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import orjson
 
-from bench.collector.serve import KEY, collector
+from bench.collector.serve import KEY, collector, emulator_workspace
 from bench.processes import ROOT, cpu_seconds
-from devtools.services import start_pubsub_emulator
 
 MB = 1024 * 1024
 
@@ -92,10 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=20, help="requests per case")
     parser.add_argument("--source", type=Path, default=ROOT, help="checkout to run")
     args = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="bench-hostile-"))
-    print(f"work directory: {work} (logs); collector from {args.source}", flush=True)
-    emulator = start_pubsub_emulator(work)
-    try:
+    with emulator_workspace("bench-hostile-", keep=True) as (work, emulator):
+        print(f"work directory: {work} (logs); collector from {args.source}", flush=True)
         # an unbounded collector fills a 64 MB spool, not the disk
         with collector(
             args.source,
@@ -113,8 +109,6 @@ def main(argv: list[str] | None = None) -> int:
         for name, answer, cpu_ms, wall_ms, grown in rows:
             print(f"{name:<32} {answer:<32} {cpu_ms:>10.1f} {wall_ms:>8.1f} {grown:>12.1f}")
         print(f"\ncollector peak RSS at the end: {final:.0f} MB ({args.repeat} requests per case)")
-    finally:
-        emulator.stop()
     return 0
 
 

@@ -19,23 +19,20 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import orjson
 import uvloop
 
 from bench.collector.__main__ import load_average
 from bench.collector.events import event
+from bench.collector.serve import emulator_workspace
 from bench.processes import cpu_seconds
 from collector import wire
 from collector.publisher import PubSubPublisher
-from devtools.services import start_pubsub_emulator
 
 TOPIC = "projects/local-project/topics/bench-publish"
 SIZES = (100, 230, 500, 1000)  # messages per RPC: one request alone ... Pub/Sub's maximum
@@ -114,12 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-flight", default="1,4", help="concurrent RPCs (the collector: 4)")
     args = parser.parse_args(argv)
     in_flights = [int(n) for n in args.in_flight.split(",")]
-    work = Path(tempfile.mkdtemp(prefix="bench-publish-"))
-    print(f"load average {load_average()}; emulator logs in {work}", flush=True)
-    emulator = start_pubsub_emulator(work)
     pool = messages(max(SIZES))
     runs: dict[tuple[int, int], list[dict[str, float]]] = {}
-    try:
+    with emulator_workspace("bench-publish-") as (work, emulator):
+        print(f"load average {load_average()}; emulator logs in {work}", flush=True)
         for repeat in range(args.repeat):
             for in_flight in in_flights:
                 for size in SIZES:
@@ -130,9 +125,6 @@ def main(argv: list[str] | None = None) -> int:
                         measure(emulator.address, size, in_flight, args.duration, pool)
                     )
                     runs.setdefault((in_flight, size), []).append(result)
-    finally:
-        emulator.stop()
-        shutil.rmtree(work, ignore_errors=True)
     report(runs, in_flights, pool, args)
     return 0
 

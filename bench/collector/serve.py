@@ -1,21 +1,38 @@
-"""One collector process from a checkout, publishing to a running emulator, and load against
-it (closed or open loop): what `bench.collector.ab` and `bench.collector.batch_sizes` share."""
+"""What the collector benchmarks share: a work directory with a Pub/Sub emulator in it, one
+collector process from a checkout publishing to that emulator, and load against it (closed
+or open loop)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from bench.processes import ROOT, cpu_seconds, start, stop
-from devtools.services import Service, free_port, wait_for_port
+from devtools.services import Service, free_port, start_pubsub_emulator, wait_for_port
 
 KEY = "bench-key"  # the benchmarks' write key (source "web")
+
+
+@contextlib.contextmanager
+def emulator_workspace(prefix: str, keep: bool = False) -> Iterator[tuple[Path, Service]]:
+    """A new temporary work directory (logs, spools) and a Pub/Sub emulator running in it;
+    the emulator stopped on exit and the directory removed unless `keep`."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    emulator = start_pubsub_emulator(work)
+    try:
+        yield work, emulator
+    finally:
+        emulator.stop()
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def collector_env(emulator_address: str, topic: str = "bench-events") -> dict[str, str]:
