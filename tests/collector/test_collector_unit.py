@@ -10,6 +10,8 @@ import json
 import logging
 import os
 import random
+import subprocess
+import sys
 import tracemalloc
 from datetime import UTC, datetime
 
@@ -606,6 +608,34 @@ def test_uvicorn_bounds_connections():
     server = uvicorn_config(object(), config)
     assert server.limit_concurrency == 77 and server.workers == 1
     assert CollectorConfig.from_settings(Settings.from_env({})).max_in_flight == 128
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({}, "-event_engine_client"),  # the collector's default transport
+        ({"GRPC_EXPERIMENTS": "tcp_rcv_lowat"}, "tcp_rcv_lowat"),  # an operator's choice wins
+    ],
+)
+def test_the_grpc_transport_is_chosen_before_grpc_loads(environment, expected):
+    """gRPC reads GRPC_EXPERIMENTS when its core is imported: in a fresh interpreter that
+    imports the collector's publisher, the value must be set when grpc is first imported."""
+    probe = (
+        "import builtins, os\n"
+        "seen, real_import = [], builtins.__import__\n"
+        "def spy(name, *args, **kwargs):\n"
+        "    if name.split('.')[0] == 'grpc' and not seen:\n"
+        "        seen.append(os.environ.get('GRPC_EXPERIMENTS'))\n"
+        "    return real_import(name, *args, **kwargs)\n"
+        "builtins.__import__ = spy\n"
+        "import collector.publisher\n"
+        "print(seen[0])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"} | environment
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == expected
 
 
 def test_logs_are_one_json_object_per_line():
