@@ -2,7 +2,9 @@
 
 One platform per test session, on free ports and a private data directory, started the way a
 person starts it; the tests read the endpoints it prints. It sends no traffic of its own
-(DEV_EVENTS_PER_SECOND=0), so what a test sends is all that changes. Headless Chromium is
+(DEV_EVENTS_PER_SECOND=0), so what a test sends is all that changes. Its first start
+backfills BACKFILL_DAYS past days: the daily quality rules judge yesterday against the days
+before it and judge nothing with fewer than MIN_TRAINING_POINTS of them. Headless Chromium is
 Debian's (`apt-get install chromium`; .ci/run installs it), driven by Playwright from PyPI
 (its own browser download is not reachable here). Screenshots go to each test's tmp_path.
 """
@@ -18,6 +20,10 @@ from pathlib import Path
 import pytest
 
 from devtools.dev.launch import RunningDev, isolated_env, start_dev, stop_dev
+from platform_assets.quality.specs import MIN_TRAINING_POINTS
+
+# yesterday (the day judged) and, before it, the training days the rules need, plus one
+BACKFILL_DAYS = MIN_TRAINING_POINTS + 2
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -39,7 +45,8 @@ def live_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningD
     os.chmod(root, 0o755)
     data_dir = root / "data"
     output = tmp_path_factory.mktemp("make-dev") / "make-dev.log"
-    platform = start_dev(data_dir, isolated_env(data_dir), output)
+    env = isolated_env(data_dir, backfill_days=BACKFILL_DAYS)
+    platform = start_dev(data_dir, env, output)
     try:
         yield platform
     finally:

@@ -11,17 +11,26 @@ import os
 import re
 import shutil
 import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 
 import dagster as dg
 import httpx
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from platform_assets.quality.config import CONSISTENCY
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 DOC_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "lineage.png"
 MART = dg.AssetKey(["mart", "mart_daily_sales"])
+STG_EVENTS = dg.AssetKey(["staging", "stg_events"])
+ORPHAN_CHECK = "consistency_products_viewed_exist"
 ORPHAN_PRODUCT = "987654321"  # no product has this id
+ORPHAN_VISITORS, ORPHAN_VIEWS_EACH = 10, 20
 RUN_DONE = re.compile(r"\b(Success|Failure|Canceled)\b")
 
 # the graph as drawn: asset nodes (SVG foreignObjects: name, box) and edges (paths with an
@@ -149,56 +158,100 @@ def test_materialize_a_mart_from_the_ui_and_see_its_checks(page, live_platform, 
     assert "In Progress" not in listing  # nothing else runs: the platform sends no traffic
 
 
-@pytest.mark.skip(
-    reason="no check fails on today's data within a live session: the whole-table reference "
-    "this test relied on became the cross-source check consistency_products_viewed_exist, "
-    "which judges complete days against a learnt baseline (the orphans sent today are judged "
-    "tomorrow). To be re-targeted; the narrative's rendering as plain text is covered by "
-    "tests/platform_assets/test_quality_checks.py."
-)
-def test_a_failed_check_shows_its_narrative(page, live_platform, tmp_path):
-    """Views of a product that does not exist: the raw sensor refreshes staging, the
-    cross-source check of stg_events (products viewed that the database does not have)
-    fails, and the agent explains it. A few hundred views, so that the share of the day's
-    views with no product clears the check's learnt tolerance."""
-    views = 200
+def send_late_orphan_views(collector: str, day: date) -> int:
+    """Views of a product the shop does not have, made on `day` and delivered now: phones
+    flushing their offline queues (Segment's `timestamp`, with the batch's `sentAt`, files
+    each view under `day`). A few visitors, so that the sessions of the day barely move."""
+    at = datetime.combine(day, dt_time(12), tzinfo=UTC)
     batch = [
         {
             "type": "track",
             "event": "Product Viewed",
-            "anonymousId": f"ui-test-orphan-{i}",
+            "messageId": f"ui-test-orphan-{uuid.uuid4().hex}",
+            "anonymousId": f"ui-test-orphan-{visitor}",
+            "timestamp": iso(at + timedelta(seconds=view)),
             "properties": {"product_id": ORPHAN_PRODUCT},
         }
-        for i in range(views)
+        for visitor in range(ORPHAN_VISITORS)
+        for view in range(ORPHAN_VIEWS_EACH)
     ]
     sent = httpx.post(
-        f"{live_platform.collector}/v1/batch",
+        f"{collector}/v1/batch",
         auth=("demo-web-key", ""),
-        json={"batch": batch},
+        json={"batch": batch, "sentAt": iso(datetime.now(UTC))},
         timeout=30,
     )
-    assert sent.status_code == 200, sent.text
-    check = f"{live_platform.ui}/assets/staging/stg_events?view=checks"
-    check += "&checkDetail=consistency_products_viewed_exist"
-    deadline = time.monotonic() + 900
+    assert sent.status_code == 200 and sent.json()["accepted"] == len(batch), sent.text
+    return len(batch)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def judged_day() -> date:
+    """The day the daily rules judge now: the last complete UTC day (RuleContext.day)."""
+    return datetime.now(UTC).date() - timedelta(days=1)
+
+
+def test_a_failed_check_shows_its_narrative(page, live_platform, graph, tmp_path):
+    """Views of a product that does not exist, delivered late (made yesterday, sent now): the
+    raw sensor refreshes yesterday's partition of stg_events, the cross-source check of
+    stg_events (the share of a day's product views whose product the database does not
+    have, against the days before) fails on that complete day, and the agent explains it.
+
+    The daily rules judge the last complete day, so views sent "now" would be judged only
+    tomorrow; views made yesterday are what an offline mobile queue delivers every day."""
+    rule = next(
+        rule
+        for asset, rule in CONSISTENCY
+        if asset == STG_EVENTS.to_user_string() and rule.check_name == ORPHAN_CHECK
+    )
+    assert dg.AssetCheckKey(STG_EVENTS, ORPHAN_CHECK) in graph.asset_check_keys
+    # the days before yesterday that the backfill filled: enough for the rule to judge it
+    assert int(live_platform.env["DEV_BACKFILL_DAYS"]) - 1 >= rule.min_training_points
+    url = f"{live_platform.ui}/assets/staging/stg_events?view=checks&checkDetail={ORPHAN_CHECK}"
+    sent: dict[date, int] = {}
     failed = None
-    while time.monotonic() < deadline:
-        page.goto(check, wait_until="networkidle")
+    deadline = time.monotonic() + 900
+    while failed is None and time.monotonic() < deadline:
+        day = judged_day()
+        if day not in sent:  # the first time, or the UTC day turned: the rule judges another
+            sent[day] = send_late_orphan_views(live_platform.collector, day)
+        page.goto(url, wait_until="networkidle")
         page.get_by_text("Execution history").click()
-        rows = page.locator("tr", has_text="Failed").filter(has_text="have no match")
-        if rows.count():
+        page.get_by_text("Evaluation result").first.wait_for()  # the history's header
+        on_days = "|".join(re.escape(f"{rule.child.label} on {d.isoformat()} ") for d in sent)
+        rows = page.locator("tr", has_text="Failed").filter(has_text=re.compile(on_days))
+        try:
+            rows.first.wait_for(timeout=10_000)
             failed = rows.first
-            break
-        time.sleep(15)
+        except PlaywrightTimeout:
+            time.sleep(15)
     assert failed is not None, "the check did not fail within 15 minutes"
-    assert f"{views} of" in failed.inner_text()  # the views sent
+    row = failed.inner_text()
+    views = next(n for d, n in sent.items() if f" on {d.isoformat()} " in row)
+    assert re.search(rf"(^|\s){views:,} of ", row), row  # the views sent, and no other orphan
     failed.locator("button").last.click()  # its metadata
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("narrative", exact=True).wait_for()
-    # the narrative is plain text (a value in it cannot become a link), the sample a table
     dialog.get_by_text("Likely causes:").first.wait_for()
     page.screenshot(path=tmp_path / "narrative.png")
-    text = page.inner_text("body")
+
+    def entry(label: str):
+        """The value cell of one metadata entry."""
+        name = page.locator("td", has_text=re.compile(rf"^{label}$"))
+        return dialog.locator("tr").filter(has=name).locator("td").last
+
+    # the narrative: plain text (a value in it cannot become a link), and who wrote it
+    narrative = entry("narrative")
+    assert narrative.evaluate("cell => cell.children.length") == 0  # text, no markup
+    text = narrative.inner_text()
     assert "Likely causes:" in text and "Recommended actions:" in text
-    assert "deterministic narrator" in text  # who wrote it, said plainly
-    dialog.get_by_text("sample", exact=True).wait_for()  # the rows behind it, as a table
+    assert "Narrative by deterministic narrator" in text  # who wrote it, said plainly
+    assert entry("narrator").inner_text().startswith("deterministic narrator")
+    # the rows behind it, as a table: the product viewed, and how many views
+    cell = dialog.locator("td", has_text=re.compile(rf"^{ORPHAN_PRODUCT}$"))
+    sample = cell.locator("xpath=ancestor::table[1]")
+    assert sample.locator("th").all_inner_texts() == [rule.column, "rows"]
+    assert cell.locator("xpath=..").locator("td").all_inner_texts() == [ORPHAN_PRODUCT, str(views)]
