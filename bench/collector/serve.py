@@ -26,11 +26,13 @@ def emulator_workspace(prefix: str, keep: bool = False) -> Iterator[tuple[Path, 
     """A new temporary work directory (logs, spools) and a Pub/Sub emulator running in it;
     the emulator stopped on exit and the directory removed unless `keep`."""
     work = Path(tempfile.mkdtemp(prefix=prefix))
-    emulator = start_pubsub_emulator(work)
     try:
-        yield work, emulator
-    finally:
-        emulator.stop()
+        emulator = start_pubsub_emulator(work)
+        try:
+            yield work, emulator
+        finally:
+            emulator.stop()
+    finally:  # the directory goes too when the emulator does not start
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
 

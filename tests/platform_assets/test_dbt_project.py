@@ -151,14 +151,15 @@ def test_a_refresh_rebuilds_only_the_sessions_of_visitors_with_new_events(built:
         "order by session_number desc limit 1",
     )[0]
     later = datetime(2026, 11, 21, 9, 0)
+    ten_minutes_on = last["event_timestamp"] + timedelta(minutes=10)  # the same session
     ParquetRawWriter(lake).write(
         "events",
         [
             {
                 **last,
                 "message_id": "one-more-event-of-the-session",
-                "event_timestamp": last["event_timestamp"] + timedelta(minutes=10),
-                "event_date": (last["event_timestamp"] + timedelta(minutes=10)).date(),
+                "event_timestamp": ten_minutes_on,
+                "event_date": ten_minutes_on.date(),
                 "received_at": later,
                 "ingested_at": later,
             }

@@ -22,6 +22,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from platform_assets.quality.config import CONSISTENCY
+from platform_core.contract import isoformat_z
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -169,7 +170,7 @@ def send_late_orphan_views(collector: str, day: date) -> int:
             "event": "Product Viewed",
             "messageId": f"ui-test-orphan-{uuid.uuid4().hex}",
             "anonymousId": f"ui-test-orphan-{visitor}",
-            "timestamp": iso(at + timedelta(seconds=view)),
+            "timestamp": isoformat_z(at + timedelta(seconds=view)),
             "properties": {"product_id": ORPHAN_PRODUCT},
         }
         for visitor in range(ORPHAN_VISITORS)
@@ -178,15 +179,11 @@ def send_late_orphan_views(collector: str, day: date) -> int:
     sent = httpx.post(
         f"{collector}/v1/batch",
         auth=("demo-web-key", ""),
-        json={"batch": batch, "sentAt": iso(datetime.now(UTC))},
+        json={"batch": batch, "sentAt": isoformat_z(datetime.now(UTC))},
         timeout=30,
     )
     assert sent.status_code == 200 and sent.json()["accepted"] == len(batch), sent.text
     return len(batch)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def judged_day() -> date:
