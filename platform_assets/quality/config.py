@@ -101,6 +101,9 @@ CONFIGURED: dict[str, AssetQuality] = {
                 warn_after=30 * MIN,
                 error_after=HOUR,
                 relative_to="raw/events",
+                # a client's retry of a message staged long ago is not staging behind
+                same_rows=("source", "message_id"),
+                same_rows_date="event_date",
                 adaptive=False,
             ),
             volume=Volume(date_column="event_date", explain_by="source"),

@@ -23,6 +23,9 @@ SENSITIVITY = 3.0
 TRAINING_DAYS = 14
 SEASONAL_TRAINING_DAYS = 28
 MIN_TRAINING_POINTS = 7
+# dbt's dedup_window_days (stg_events): deliveries of one message further apart in event
+# date may both be staged
+SAME_ROWS_WINDOW_DAYS = 2
 
 
 # --- hand-configured rules (what the agent did before it derived anything) --------------
@@ -39,13 +42,21 @@ class Freshness:
     time of day over the last `history_days` days: at 4 am a small shop is quiet for an
     hour without anything being broken, while a stalled pipeline soon exceeds both.
     With `relative_to` (an upstream asset key) the lag is measured against the upstream's
-    newest value of `column` instead of the clock: "staging is behind raw".
+    newest value of `column` instead of the clock: "staging is behind raw". When this asset
+    keeps one row of several upstream (the first delivery of a message), `same_rows` names
+    the columns that say two rows are the same (source, message_id): an upstream row whose
+    key is already here does not make this asset behind (a client's retry, hours later, of
+    a message staged long ago). `same_rows_date`, a date column of both, bounds that lookup
+    here to the dates of the upstream's newer rows, `SAME_ROWS_WINDOW_DAYS` either side (a
+    retry whose device clock moved lands on another date).
     """
 
     column: str
     error_after: timedelta
     warn_after: timedelta | None = None
     relative_to: str | None = None
+    same_rows: tuple[str, ...] = ()
+    same_rows_date: str | None = None
     adaptive: bool = True
     history_days: int = 7
     allowance_factor: float = 1.5

@@ -75,7 +75,7 @@ def test_freshness_against_the_sla(tiny, age_minutes, status, severity):
 
 
 def test_freshness_relative_to_upstream_and_empty_table(tiny):
-    tiny.write_raw("events", [{"message_id": "a", "received_at": AS_OF - 5 * MIN}])
+    tiny.write_raw("events", [{"message_id": "b", "received_at": AS_OF - 5 * MIN}])
     tiny.table("staging.stg_events", [{"message_id": "a", "received_at": AS_OF - 95 * MIN}])
     rule = Freshness(
         column="received_at", warn_after=30 * MIN, error_after=60 * MIN, relative_to="raw/events"
@@ -87,6 +87,57 @@ def test_freshness_relative_to_upstream_and_empty_table(tiny):
     tiny.sql("delete from staging.stg_events")
     empty = run(tiny, AssetQuality("staging/stg_events", freshness=rule, schema=None))
     assert empty["freshness"].status == "fail" and empty["freshness"].kind == "empty"
+
+
+def delivery(source: str, message_id: str, minutes_ago: int) -> dict:
+    received = AS_OF - minutes_ago * MIN
+    return {
+        "source": source,
+        "message_id": message_id,
+        "received_at": received,
+        "event_date": received.date(),
+    }
+
+
+STAGING_FRESHNESS = Freshness(
+    column="received_at",
+    warn_after=30 * MIN,
+    error_after=60 * MIN,
+    relative_to="raw/events",
+    same_rows=("source", "message_id"),
+    same_rows_date="event_date",
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "lag"),
+    [
+        # a client's late retry of a message staged 95 minutes ago is the newest raw row:
+        # staging holds every message raw has, it is not behind
+        ([delivery("web", "a", 95), delivery("web", "a", 5)], "pass", 0),
+        # a new message 40 minutes ago is missing, the retry after it is not: 55 behind
+        ([delivery("web", "a", 95), delivery("ios", "b", 40), delivery("web", "a", 5)], "warn", 55),
+        # the same messageId from another source is another message (Segment's ids are
+        # unique per source): 90 behind
+        ([delivery("web", "a", 95), delivery("ios", "a", 5)], "fail", 90),
+    ],
+)
+def test_freshness_against_upstream_ignores_rows_already_here(tiny, raw, status, lag):
+    tiny.write_raw("events", raw)
+    tiny.table("staging.stg_events", [delivery("web", "a", 95)])
+    asset = AssetQuality("staging/stg_events", freshness=STAGING_FRESHNESS, schema=None)
+    result = run(tiny, asset)["freshness"]
+    assert result.status == status
+    assert result.value == pytest.approx(lag)
+
+
+def test_freshness_against_upstream_finds_a_retry_on_another_day(tiny):
+    # the retry's client clock moved it to the next event date: still the same message
+    retry = {**delivery("web", "a", 5), "event_date": (AS_OF + timedelta(days=1)).date()}
+    tiny.write_raw("events", [delivery("web", "a", 95), retry])
+    tiny.table("staging.stg_events", [delivery("web", "a", 95)])
+    asset = AssetQuality("staging/stg_events", freshness=STAGING_FRESHNESS, schema=None)
+    assert run(tiny, asset)["freshness"].status == "pass"
 
 
 # --- volume ------------------------------------------------------------------------------
@@ -448,6 +499,23 @@ def test_bigquery_warehouse_sends_transpiled_sql():
     assert columns == [("order_id", "INT64")]
     assert "INFORMATION_SCHEMA" in client.queries[0] and "'stg_orders'" in client.queries[0]
     sqlglot.parse_one(client.queries[0], read="bigquery")
+
+
+def test_bigquery_staging_freshness_reads_staging_on_the_newer_rows_dates_only():
+    newest = AS_OF - 5 * MIN
+    client = FakeBigQuery([{"newest": newest, "low": DAY, "high": DAY}])
+    engine = QualityEngine(BigQueryWarehouse(client, "acme-prod"), None)
+    asset = AssetQuality("staging/stg_events", freshness=STAGING_FRESHNESS, schema=None)
+    [result] = engine.evaluate(asset, as_of=AS_OF)
+    assert result.passed
+    here, upstream, missing = client.queries
+    assert "`acme-prod`.`raw`.`events`" in upstream and "`raw`" not in here
+    # the anti-join reads staging between DAY - 2 and DAY + 2, as literal dates BigQuery
+    # prunes partitions with
+    assert "`acme-prod`.`staging`.`stg_events`" in missing
+    assert "'2026-11-18'" in missing and "'2026-11-22'" in missing
+    for sql in client.queries:
+        sqlglot.parse_one(sql, read="bigquery")
 
 
 def test_freshness_tolerates_the_usual_quiet_hours_but_not_a_stall(tiny):

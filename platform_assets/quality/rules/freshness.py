@@ -9,11 +9,13 @@ from platform_assets.quality.results import CheckResult, fmt
 from platform_assets.quality.rules.context import (
     SAMPLE_ROWS,
     RuleContext,
+    as_date,
     build_result,
+    date_literal,
     naive,
     ts_literal,
 )
-from platform_assets.quality.specs import Freshness
+from platform_assets.quality.specs import SAME_ROWS_WINDOW_DAYS, Freshness
 from platform_assets.quality.warehouse import quote
 
 
@@ -39,6 +41,38 @@ def _usual_lags(ctx: RuleContext, rule: Freshness) -> list[float]:
     return [lag for lag in lags if lag is not None]
 
 
+def _upstream_newest(ctx: RuleContext, rule: Freshness, here: datetime | None) -> datetime | None:
+    """The newest `column` upstream (`relative_to`); with `same_rows`, of the upstream rows
+    this asset does not hold yet, or `here` (this asset's newest) when it holds them all."""
+    col = quote(rule.column)
+    upstream = ctx.rel(rule.relative_to)
+    same_rows = rule.same_rows if here is not None else ()
+    bounds = f"upstream.{col} <= {ts_literal(ctx.as_of)}"
+    if here is not None and same_rows:  # only rows newer than this asset's can make it behind
+        bounds += f" and upstream.{col} > {ts_literal(here)}"
+    dates = quote(rule.same_rows_date) if same_rows and rule.same_rows_date else None
+    found = ctx.query(
+        f"select max(upstream.{col}) as newest"
+        + (f", min(upstream.{dates}) as low, max(upstream.{dates}) as high" if dates else "")
+        + f" from {upstream} as upstream where {bounds}"
+    )[0]
+    newest = naive(found["newest"])
+    if not same_rows or newest is None:
+        return newest
+    # which of those are not here yet (another delivery of a message here is), looked up
+    # here on their dates only (a partitioned table reads those partitions)
+    match = " and ".join(f"here.{quote(c)} = upstream.{quote(c)}" for c in same_rows)
+    if dates:
+        window = timedelta(days=SAME_ROWS_WINDOW_DAYS)
+        low, high = as_date(found["low"]) - window, as_date(found["high"]) + window
+        match += f" and here.{dates} between {date_literal(low)} and {date_literal(high)}"
+    missing = ctx.query(
+        f"select max(upstream.{col}) as newest from {upstream} as upstream where {bounds} "
+        f"and not exists (select 1 from {ctx.rel()} as here where {match})"
+    )[0]
+    return naive(missing["newest"]) or here
+
+
 def check_freshness(ctx: RuleContext, rule: Freshness) -> CheckResult:
     col = quote(rule.column)
     newest = naive(
@@ -49,14 +83,8 @@ def check_freshness(ctx: RuleContext, rule: Freshness) -> CheckResult:
     reference = ctx.as_of
     against = "now"
     if rule.relative_to:
-        upstream = naive(
-            ctx.query(
-                f"select max({col}) as newest from {ctx.rel(rule.relative_to)} "
-                f"where {col} <= {ts_literal(ctx.as_of)}"
-            )[0]["newest"]
-        )
         against = rule.relative_to
-        reference = upstream or ctx.as_of
+        reference = _upstream_newest(ctx, rule, newest) or ctx.as_of
     error_min = rule.error_after.total_seconds() / 60
     warn_min = rule.warn_after.total_seconds() / 60 if rule.warn_after else error_min
     details: dict[str, Any] = {
