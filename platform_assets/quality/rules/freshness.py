@@ -57,8 +57,10 @@ def _upstream_newest(ctx: RuleContext, rule: Freshness, here: datetime | None) -
         + f" from {upstream} as upstream where {bounds}"
     )[0]
     newest = naive(found["newest"])
-    if not same_rows or newest is None:
+    if not same_rows:
         return newest
+    if newest is None:  # nothing upstream is newer than here
+        return here
     # which of those are not here yet (another delivery of a message here is), looked up
     # here on their dates only (a partitioned table reads those partitions)
     match = " and ".join(f"here.{quote(c)} = upstream.{quote(c)}" for c in same_rows)
