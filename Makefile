@@ -9,6 +9,7 @@ export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .env)
 endif
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 
 .PHONY: help env generate-events demo dev dev-reset test test-fast lint format ui prepare clean docs docs-check
 
@@ -46,11 +47,12 @@ dev: prepare
 dev-reset: env
 	$(RUN) python -m devtools.dev reset
 
+# TEST_WORKERS test processes (pytest-xdist), a test module each at a time; 0 runs them in this one
 test: prepare
-	$(RUN) pytest $(PYTEST_ARGS)
+	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: prepare
-	$(RUN) pytest -m "not slow" $(PYTEST_ARGS)
+	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 lint: env
 	$(RUN) ruff check .

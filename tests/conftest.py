@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -15,6 +16,30 @@ VENV_BIN = str(Path(sys.executable).parent)
 # dagster-dbt looks the dbt executable up on PATH
 if VENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = VENV_BIN + os.pathsep + os.environ.get("PATH", "")
+
+# `make test` runs the tests in TEST_WORKERS processes (pytest-xdist, `--dist loadfile`: a
+# module's tests in one process, so its module and session fixtures are built once). Each
+# process gets its own dbt target directory: the partial-parse cache of the dbt asset steps
+# there holds the profile (warehouse and lake paths) of the process's own tests, which
+# another process's would invalidate (platform_assets.dbt.assets.run_dbt).
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if WORKER:
+    os.environ["DBT_TARGET_PATH"] = str(
+        Path(__file__).resolve().parents[1] / "dbt_project" / "target" / f"pytest-{WORKER}"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test its own node id: xdist hands tests out by node id, and of several with one
+    id it runs one. schemathesis names one item per API operation (tests/collector/
+    test_collector_fuzz.py) but leaves them all the test's node id under pytest 9 (it renames
+    `_nodeid`, which pytest 9 no longer reads): each gets the id pytest gives a named item."""
+    ids = Counter(item.nodeid for item in items)
+    for item in items:
+        if ids[item.nodeid] > 1 and item.parent is not None:
+            item._id = item.parent.id.child(item.name)
+    if len({item.nodeid for item in items}) != len(items):
+        raise pytest.UsageError("several tests share a node id: xdist would run one of them")
 
 
 @pytest.fixture(autouse=True)

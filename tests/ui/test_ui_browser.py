@@ -1,8 +1,11 @@
-"""The Dagster UI of the live platform, in a real browser: the lineage raw -> staging -> mart,
-a mart materialized from the UI with its checks, a failed check's narrative.
+"""The live platform (`make dev`) as people use it: the Dagster UI in a real browser (the
+lineage raw -> staging -> mart, a mart materialized from the UI with its checks, a failed
+check's narrative), and events sent with the official Segment SDK to the collector it printed,
+counted in the marts through the read path within the freshness target.
 
 Expected values come from the code location's definitions (what the UI must show) and from
-what the test itself sent, never from the UI.
+what the test itself sent, never from the UI. One module: its tests share one platform, and
+`make test`'s processes take a module each (pytest-xdist, `--dist loadfile`).
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from datetime import time as dt_time
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import httpx
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from segment.analytics.client import Client
 
 from platform_assets.quality.config import CONSISTENCY
 from platform_core.contract import isoformat_z
@@ -32,6 +37,7 @@ STG_EVENTS = dg.AssetKey(["staging", "stg_events"])
 ORPHAN_CHECK = "consistency_products_viewed_exist"
 ORPHAN_PRODUCT = "987654321"  # no product has this id
 ORPHAN_VISITORS, ORPHAN_VIEWS_EACH = 10, 20
+SDK_VIEWS = 5  # views the Segment SDK test sends
 RUN_DONE = re.compile(r"\b(Success|Failure|Canceled)\b")
 
 # the graph as drawn: asset nodes (SVG foreignObjects: name, box) and edges (paths with an
@@ -252,3 +258,48 @@ def test_a_failed_check_shows_its_narrative(page, live_platform, graph, tmp_path
     sample = cell.locator("xpath=ancestor::table[1]")
     assert sample.locator("th").all_inner_texts() == [rule.column, "rows"]
     assert cell.locator("xpath=..").locator("td").all_inner_texts() == [ORPHAN_PRODUCT, str(views)]
+
+
+# --- the Segment SDK, the collector and the read path ------------------------------------
+
+
+def product_views(read_path, product_id: int) -> int:
+    with duckdb.connect(str(read_path), read_only=True) as con:
+        return con.execute(
+            "select views from mart.mart_product_performance where product_id = ?", [product_id]
+        ).fetchone()[0]
+
+
+def test_segment_sdk_events_are_counted_in_the_marts_within_the_freshness_target(
+    live_platform, dbt_manifest
+):
+    from platform_assets.dbt.assets import MART_FRESHNESS  # reads the manifest at import
+
+    read_path = live_platform.read_path
+    with duckdb.connect(str(read_path), read_only=True) as con:
+        product_id = con.execute("select min(product_id) from mart.mart_product_performance")
+        product_id = product_id.fetchone()[0]
+    before = product_views(read_path, product_id)
+
+    client = Client("demo-web-key", host=live_platform.collector, sync_mode=True, max_retries=3)
+    visitor = f"sdk-{uuid.uuid4().hex[:8]}"
+    sent_at = time.monotonic()
+    for position in range(SDK_VIEWS):
+        ok, _ = client.track(
+            anonymous_id=visitor,
+            event="Product Viewed",
+            properties={"product_id": str(product_id), "position": position},
+        )
+        assert ok
+
+    target = MART_FRESHNESS.warn_window.to_timedelta()  # the shop's SLA: warn at 15 minutes
+    assert target == timedelta(minutes=15)
+    seen = before
+    while time.monotonic() - sent_at < target.total_seconds():
+        seen = product_views(read_path, product_id)  # a fresh connection: the last refresh
+        if seen >= before + SDK_VIEWS:
+            break
+        time.sleep(5)
+    latency = time.monotonic() - sent_at
+    assert seen == before + SDK_VIEWS, f"{seen - before} of {SDK_VIEWS} views after {latency:.0f}s"
+    print(f"Segment SDK -> collector -> Beam -> raw -> dbt -> read path: {latency:.0f}s")
