@@ -18,15 +18,7 @@ if VENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = VENV_BIN + os.pathsep + os.environ.get("PATH", "")
 
 # `make test` runs the tests in TEST_WORKERS processes (pytest-xdist, `--dist loadfile`: a
-# module's tests in one process, so its module and session fixtures are built once). Each
-# process gets its own dbt target directory: the partial-parse cache of the dbt asset steps
-# there holds the profile (warehouse and lake paths) of the process's own tests, which
-# another process's would invalidate (platform_assets.dbt.assets.run_dbt).
-WORKER = os.environ.get("PYTEST_XDIST_WORKER")
-if WORKER:
-    os.environ["DBT_TARGET_PATH"] = str(
-        Path(__file__).resolve().parents[1] / "dbt_project" / "target" / f"pytest-{WORKER}"
-    )
+# module's tests in one process, so its module and session fixtures are built once).
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

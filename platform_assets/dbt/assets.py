@@ -3,6 +3,7 @@
 No `from __future__ import annotations` here: Dagster inspects the context annotation at runtime.
 """
 
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -129,6 +130,20 @@ def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
 INVOCATIONS_KEPT = 20
 INVOCATION_DIR = re.compile(r"^[A-Za-z0-9_]+-[0-9a-f]{7}-[0-9a-f]{7}$")
 PARTIAL_PARSE = "partial_parse.msgpack"
+# what the profile (profiles.yml) reads from the environment: a partial parse made under other
+# values is one dbt throws away ("config profile ... changed"), so the cache keeps one per
+# profile (a `make dev` and the tests, or two test processes, on one checkout), the newest few
+PROFILE_ENV = (
+    "DBT_TARGET",
+    "DUCKDB_PATH",
+    "LAKE_DIR",
+    "GCP_PROJECT",
+    "BQ_LOCATION",
+    "BQ_RAW_DATASET",
+    "BQ_DEV_DATASET",
+    "BQ_PROD_DATASET",
+)
+PARTIAL_PARSES_KEPT = 8
 
 
 def target_root() -> Path:
@@ -151,7 +166,7 @@ def run_dbt(
     op_name = context.op_execution_context.op.name
     root = target_root()
     run_dir = root / f"{op_name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}"
-    cache = root / "partial_parse" / f"{op_name}{'-vars' if '--vars' in args else ''}.msgpack"
+    cache = partial_parse_cache(root, op_name, with_vars="--vars" in args)
     if cache.is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cache, run_dir / PARTIAL_PARSE)
@@ -209,12 +224,23 @@ def with_publish_metadata(event: Any, report: PublishReport | None) -> Any:
     )
 
 
+def partial_parse_cache(root: Path, op_name: str, *, with_vars: bool) -> Path:
+    """Where an op's steps keep the partial parse they start from: per op, with vars or
+    without, and per profile (`PROFILE_ENV`)."""
+    profile = "\0".join(f"{key}={os.environ.get(key, '')}" for key in PROFILE_ENV)
+    digest = hashlib.sha256(profile.encode()).hexdigest()[:12]
+    return root / "partial_parse" / f"{op_name}{'-vars' if with_vars else ''}-{digest}.msgpack"
+
+
 def save_partial_parse(source: Path, cache: Path) -> None:
     if not source.is_file():
         return
     cache.parent.mkdir(parents=True, exist_ok=True)
     # concurrent runs of one op: last writer wins, never a torn file
     replace_atomically(cache, lambda handle: handle.write(source.read_bytes()))
+    others = sorted(cache.parent.glob("*.msgpack"), key=_mtime, reverse=True)
+    for stale in others[PARTIAL_PARSES_KEPT:]:
+        stale.unlink(missing_ok=True)
 
 
 def prune_invocations(root: Path, keep: int) -> list[Path]:

@@ -242,6 +242,36 @@ def test_dbt_steps_parse_incrementally_and_leave_bounded_target_dirs(built):
     assert not (root / "dbt_models-0000000-0000000").exists()  # the oldest went first
 
 
+def test_each_profile_keeps_its_own_partial_parse(tmp_path, monkeypatch):
+    """A `make dev` and the tests (or two test processes) on one checkout point dbt's profile
+    at other warehouses: a partial parse one of them left is one the other's dbt would throw
+    away and reparse whole, so each profile starts from its own; the newest few are kept."""
+    from platform_assets.dbt.assets import (
+        PARTIAL_PARSES_KEPT,
+        partial_parse_cache,
+        save_partial_parse,
+    )
+
+    monkeypatch.setenv("DUCKDB_PATH", "/data/dev/warehouse.duckdb")
+    dev = partial_parse_cache(tmp_path, "dbt_models", with_vars=False)
+    assert partial_parse_cache(tmp_path, "dbt_models", with_vars=False) == dev
+    assert partial_parse_cache(tmp_path, "dbt_models", with_vars=True) != dev
+    monkeypatch.setenv("DUCKDB_PATH", "/tmp/a-test/warehouse.duckdb")
+    assert partial_parse_cache(tmp_path, "dbt_models", with_vars=False) != dev
+
+    parsed = tmp_path / "run" / "partial_parse.msgpack"
+    parsed.parent.mkdir()
+    parsed.write_bytes(b"parsed")
+    saved = []
+    for index in range(PARTIAL_PARSES_KEPT + 3):
+        monkeypatch.setenv("DUCKDB_PATH", f"/tmp/test-{index}/warehouse.duckdb")
+        saved.append(partial_parse_cache(tmp_path, "dbt_models", with_vars=False))
+        save_partial_parse(parsed, saved[-1])
+        os.utime(saved[-1], (1_000_000 + index, 1_000_000 + index))
+    assert sorted((tmp_path / "partial_parse").iterdir()) == sorted(saved[-PARTIAL_PARSES_KEPT:])
+    assert saved[-1].read_bytes() == b"parsed"
+
+
 def test_a_verification_run_checks_the_refreshed_assets_without_rebuilding_them(built):
     """What the raw sensor's verification run executes (asset_selection=[] + check keys, no
     partition): every selected check is evaluated, a dbt test, a singular test over several
