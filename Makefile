@@ -10,6 +10,8 @@ endif
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
+# TEST_WORKERS test processes (pytest-xdist), a test module each at a time; 0 runs them in one
+PYTEST_PROCESSES = -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: help env generate-events demo dev dev-reset test test-fast lint format ui prepare clean docs docs-check
 
@@ -47,12 +49,11 @@ dev: prepare
 dev-reset: env
 	$(RUN) python -m devtools.dev reset
 
-# TEST_WORKERS test processes (pytest-xdist), a test module each at a time; 0 runs them in this one
 test: prepare
-	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(RUN) pytest $(PYTEST_PROCESSES) $(PYTEST_ARGS)
 
 test-fast: prepare
-	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
+	$(RUN) pytest $(PYTEST_PROCESSES) -m "not slow" $(PYTEST_ARGS)
 
 lint: env
 	$(RUN) ruff check .

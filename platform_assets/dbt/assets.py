@@ -3,6 +3,7 @@
 No `from __future__ import annotations` here: Dagster inspects the context annotation at runtime.
 """
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -130,19 +131,7 @@ def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
 INVOCATIONS_KEPT = 20
 INVOCATION_DIR = re.compile(r"^[A-Za-z0-9_]+-[0-9a-f]{7}-[0-9a-f]{7}$")
 PARTIAL_PARSE = "partial_parse.msgpack"
-# what the profile (profiles.yml) reads from the environment: a partial parse made under other
-# values is one dbt throws away ("config profile ... changed"), so the cache keeps one per
-# profile (a `make dev` and the tests, or two test processes, on one checkout), the newest few
-PROFILE_ENV = (
-    "DBT_TARGET",
-    "DUCKDB_PATH",
-    "LAKE_DIR",
-    "GCP_PROJECT",
-    "BQ_LOCATION",
-    "BQ_RAW_DATASET",
-    "BQ_DEV_DATASET",
-    "BQ_PROD_DATASET",
-)
+# the dbt steps' partial parses kept, one per op, with vars or not, and profile (the newest)
 PARTIAL_PARSES_KEPT = 8
 
 
@@ -224,10 +213,19 @@ def with_publish_metadata(event: Any, report: PublishReport | None) -> Any:
     )
 
 
+@functools.cache
+def profile_env() -> tuple[str, ...]:
+    """The environment variables dbt's profile (profiles.yml) reads."""
+    profiles = Path(dbt_project.project_dir) / "profiles.yml"
+    return tuple(sorted(set(re.findall(r"env_var\(\s*['\"](\w+)['\"]", profiles.read_text()))))
+
+
 def partial_parse_cache(root: Path, op_name: str, *, with_vars: bool) -> Path:
     """Where an op's steps keep the partial parse they start from: per op, with vars or
-    without, and per profile (`PROFILE_ENV`)."""
-    profile = "\0".join(f"{key}={os.environ.get(key, '')}" for key in PROFILE_ENV)
+    without, and per profile. A partial parse made under another profile's values is one dbt
+    throws away ("config profile ... changed"): a `make dev` and the tests, or two test
+    processes, on one checkout point dbt at other warehouses."""
+    profile = "\0".join(f"{key}={os.environ.get(key, '')}" for key in profile_env())
     digest = hashlib.sha256(profile.encode()).hexdigest()[:12]
     return root / "partial_parse" / f"{op_name}{'-vars' if with_vars else ''}-{digest}.msgpack"
 

@@ -46,30 +46,29 @@ def _upstream_newest(ctx: RuleContext, rule: Freshness, here: datetime | None) -
     this asset does not hold yet, or `here` (this asset's newest) when it holds them all."""
     col = quote(rule.column)
     upstream = ctx.rel(rule.relative_to)
-    same_rows = rule.same_rows if here is not None else ()
     bounds = f"upstream.{col} <= {ts_literal(ctx.as_of)}"
-    if here is not None and same_rows:  # only rows newer than this asset's can make it behind
-        bounds += f" and upstream.{col} > {ts_literal(here)}"
-    dates = quote(rule.same_rows_date) if same_rows and rule.same_rows_date else None
+    newest_sql = f"select max(upstream.{col}) as newest from {upstream} as upstream"
+    if here is None or not rule.same_rows:
+        return naive(ctx.query(f"{newest_sql} where {bounds}")[0]["newest"])
+    # only rows newer than this asset's newest can make it behind
+    bounds += f" and upstream.{col} > {ts_literal(here)}"
+    dates = quote(rule.same_rows_date) if rule.same_rows_date else None
     found = ctx.query(
         f"select max(upstream.{col}) as newest"
         + (f", min(upstream.{dates}) as low, max(upstream.{dates}) as high" if dates else "")
         + f" from {upstream} as upstream where {bounds}"
     )[0]
-    newest = naive(found["newest"])
-    if not same_rows:
-        return newest
-    if newest is None:  # nothing upstream is newer than here
+    if found["newest"] is None:  # nothing upstream is newer than here
         return here
     # which of those are not here yet (another delivery of a message here is), looked up
     # here on their dates only (a partitioned table reads those partitions)
-    match = " and ".join(f"here.{quote(c)} = upstream.{quote(c)}" for c in same_rows)
+    match = " and ".join(f"here.{quote(c)} = upstream.{quote(c)}" for c in rule.same_rows)
     if dates:
         window = timedelta(days=SAME_ROWS_WINDOW_DAYS)
         low, high = as_date(found["low"]) - window, as_date(found["high"]) + window
         match += f" and here.{dates} between {date_literal(low)} and {date_literal(high)}"
     missing = ctx.query(
-        f"select max(upstream.{col}) as newest from {upstream} as upstream where {bounds} "
+        f"{newest_sql} where {bounds} "
         f"and not exists (select 1 from {ctx.rel()} as here where {match})"
     )[0]
     return naive(missing["newest"]) or here
