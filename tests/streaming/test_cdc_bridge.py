@@ -38,9 +38,9 @@ COMMIT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def kafka() -> Iterator[str]:
-    handle, bootstrap = start_cluster()
+    cluster, bootstrap = start_cluster()
     yield bootstrap
-    del handle
+    cluster.close()
 
 
 @pytest.fixture

@@ -44,9 +44,9 @@ def server() -> Iterator[LocalPostgres]:
 
 @pytest.fixture(scope="module")
 def kafka() -> Iterator[str]:
-    handle, bootstrap = start_cluster()
+    cluster, bootstrap = start_cluster()
     yield bootstrap
-    del handle
+    cluster.close()
 
 
 def fresh_database(server: LocalPostgres, name: str) -> str:
