@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
@@ -58,6 +59,14 @@ def _existing_relation(self: Any, database: str, schema: str, identifier: str) -
     )
 
 
+def _watermarked_columns(self: Any, relation: Any) -> list[Any]:
+    """Existing relations have int_sessions's watermark column, so its changed-only branch
+    renders (`relation_has_column`)."""
+    from dbt.adapters.bigquery.column import BigQueryColumn
+
+    return [BigQueryColumn("last_ingested_at", "TIMESTAMP")]
+
+
 @dataclass
 class Compiled:
     target_path: Path
@@ -84,11 +93,15 @@ def compile_bigquery(tmp: Path, *args: str, relations_exist: bool = False) -> Co
         ),
     ]
     if relations_exist:
-        patches.append(
+        patches += [
             mock.patch(
                 "dbt.adapters.bigquery.impl.BigQueryAdapter.get_relation", _existing_relation
-            )
-        )
+            ),
+            mock.patch(
+                "dbt.adapters.bigquery.impl.BigQueryAdapter.get_columns_in_relation",
+                _watermarked_columns,
+            ),
+        ]
     for patch in patches:
         patch.start()
     try:
@@ -261,6 +274,10 @@ def test_physical_layout(compiled: Compiled) -> None:
     assert {models[n]["schema"] for n in MODELS if n.startswith(("fct_", "mart_"))} == {"mart"}
     assert {models[n]["database"] for n in MODELS} == {"local-project"}
     assert models["stg_events_dead_letter"]["config"]["materialized"] == "table"
+    sessions = models["int_sessions"]["config"]
+    assert (sessions["materialized"], sessions["incremental_strategy"], sessions["unique_key"]) == (
+        "incremental", "delete+insert", "anonymous_id",
+    )  # fmt: skip
     # every model's column types are enforced (a contract), in BigQuery's names
     for name in MODELS:
         assert models[name]["config"]["contract"]["enforced"], name
@@ -277,6 +294,11 @@ def test_incremental_branches_render_valid_bigquery_sql(
     assert "max(ingested_at)" in sql and "batch_dates" in sql
     assert "`local-project`.`staging`.`stg_events`" in sql  # {{ this }}
     assert "timestamp_add(loaded.max_ingested_at, interval -60 minute)" in sql
+    sessions = incremental.sql("int_sessions")
+    parse_bigquery(sessions)
+    newest = "select max(last_ingested_at) as newest from `local-project`.`staging`.`int_sessions`"
+    assert newest in sessions
+    assert "timestamp_add(built.newest, interval -60 minute)" in sessions
 
     window = compile_bigquery(
         tmp_path / "vars", "-s", "stg_events", "--vars",
@@ -292,3 +314,117 @@ def test_incremental_branches_render_valid_bigquery_sql(
     )
     assert "between cast('2026-11-13' as date) and cast('2026-11-18' as date)" in sql
     assert "between cast('2026-11-11' as date) and cast('2026-11-20' as date)" in sql
+
+
+# --- int_sessions's delete+insert, as dbt would send it to BigQuery ---------------------------
+
+
+def _schema_fields(manifest: dict[str, Any], model: str) -> list[Any]:
+    """The model's contract columns as BigQuery SchemaFields (what BigQuery would report for
+    the table and for a query of the model)."""
+    from google.cloud.bigquery import SchemaField
+
+    node = next(n for n in manifest["nodes"].values() if n["name"] == model)
+    return [SchemaField(c["name"], c["data_type"].upper()) for c in node["columns"].values()]
+
+
+def run_bigquery_recorded(tmp: Path, model: str) -> list[str]:
+    """`dbt run -s model --target prod` against a BigQuery that exists only here: every
+    relation exists with the model's contract columns, and each statement dbt sends is
+    recorded and answered as an empty script. The materialization runs as it would in
+    production (dbt-bigquery's, with the project's overrides)."""
+    from dbt.adapters.bigquery.column import BigQueryColumn
+
+    manifest = compile_bigquery(tmp / "compiled", "-s", model, relations_exist=True).manifest
+    fields = _schema_fields(manifest, model)
+    statements: list[str] = []
+
+    def raw_execute(self: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+        statements.append(sql)
+        job = SimpleNamespace(
+            statement_type="SCRIPT", total_bytes_processed=0, total_bytes_billed=0,
+            slot_millis=0, location="EU", job_id="recorded", project=ENV["GCP_PROJECT"],
+        )  # fmt: skip
+        return job, mock.MagicMock(schema=fields, __iter__=lambda _: iter([]))
+
+    def columns(self: Any, relation: Any) -> list[Any]:
+        return [BigQueryColumn(f.name, f.field_type) for f in fields]
+
+    def drop(self: Any, relation: Any) -> None:
+        statements.append(f"-- drop {relation}")
+
+    patches = [
+        mock.patch.dict(os.environ, ENV),
+        mock.patch(
+            "dbt.adapters.bigquery.connections.BigQueryConnectionManager.open",
+            classmethod(_offline_open),
+        ),
+        mock.patch("dbt.adapters.bigquery.impl.BigQueryAdapter.get_relation", _existing_relation),
+        mock.patch(
+            "dbt.adapters.bigquery.connections.BigQueryConnectionManager.raw_execute", raw_execute
+        ),
+        mock.patch("dbt.adapters.bigquery.impl.BigQueryAdapter.get_columns_in_relation", columns),
+        mock.patch("dbt.adapters.bigquery.impl.BigQueryAdapter.drop_relation", drop),
+    ]
+    for patch in patches:
+        patch.start()
+    try:
+        result = dbtRunner().invoke(
+            [
+                "run", "--target", "prod", "-s", model,
+                "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
+                "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs"),
+                "--no-partial-parse", "--quiet",
+            ]
+        )  # fmt: skip
+    finally:
+        for patch in reversed(patches):
+            patch.stop()
+    assert result.success, f"dbt run failed: {result.exception}"
+    return statements
+
+
+def test_int_sessions_replaces_only_the_rebuilt_visitors_on_bigquery(tmp_path: Path) -> None:
+    """A refresh of int_sessions on BigQuery builds the sessions of the visitors with new
+    events into a temporary table, then, in one transaction, deletes those visitors'
+    sessions and inserts the new ones: no rebuild of the whole table (the scan of all of
+    stg_events a table materialization costs at every refresh), no merge that would keep a
+    session a late event merged away."""
+    statements = run_bigquery_recorded(tmp_path, "int_sessions")
+    target = "`local-project`.`staging`.`int_sessions`"
+    builds = [s for s in statements if re.search(r"create or replace table", s, re.I)]
+    assert len(builds) == 1
+    tmp = re.search(r"create or replace table (`local-project`\.`staging`\.`(\w+)`)", builds[0])
+    assert tmp is not None and tmp.group(2).startswith("int_sessions__dbt_tmp"), builds[0][:300]
+    # the temporary table holds only the visitors with new events (the incremental branch,
+    # against the newest last_ingested_at already built)
+    assert f"select max(last_ingested_at) as newest from {target}" in builds[0].lower()
+    scripts = [s for s in statements if "begin transaction" in s.lower()]
+    assert len(scripts) == 1, statements
+    parsed = [
+        statement
+        for statement in sqlglot.parse(scripts[0], read="bigquery")
+        if statement is not None
+    ]
+    kinds = [type(statement).__name__ for statement in parsed]
+    assert kinds == ["Transaction", "Delete", "Insert", "Commit"], kinds
+    delete, insert = parsed[1], parsed[2]
+    assert delete.this.sql(dialect="bigquery").startswith(target)
+    condition = delete.args["where"].sql(dialect="bigquery")
+    assert "(anonymous_id) IN (SELECT DISTINCT anonymous_id FROM " + tmp.group(1) in condition
+    assert insert.this.sql(dialect="bigquery").startswith(target)
+    assert tmp.group(1) in insert.expression.sql(dialect="bigquery")
+    assert not any(re.search(r"\bmerge\b", s, re.I) for s in statements)
+    assert statements[-1] == f"-- drop {tmp.group(1)}"  # the temporary table goes
+
+
+def test_other_incremental_strategies_stay_dbt_bigquerys(tmp_path: Path) -> None:
+    """The project's delete+insert overrides the macros every BigQuery incremental model
+    goes through: stg_events still replaces its day partitions with dbt-bigquery's
+    insert_overwrite (a merge that deletes the replaced partitions' rows)."""
+    statements = run_bigquery_recorded(tmp_path, "stg_events")
+    scripts = [s.lower() for s in statements if "dbt_partitions_for_replacement" in s.lower()]
+    assert len(scripts) == 1, statements
+    assert "merge into `local-project`.`staging`.`stg_events`" in scripts[0]
+    assert "when not matched by source" in scripts[0] and "then delete" in scripts[0]
+    assert not any("begin transaction" in s.lower() for s in statements)

@@ -1,21 +1,21 @@
 {#-
-    Incremental on the local engine: a refresh rebuilds the sessions of the visitors with
-    events that landed since the last build (stg_events.ingested_at after the newest
+    Incremental on both engines: a refresh rebuilds the sessions of the visitors with events
+    that landed since the last build (stg_events.ingested_at after the newest
     last_ingested_at here, less the look-back stg_events uses, var ingest_lookback_minutes),
     from all of those visitors' events, and replaces them (delete+insert on anonymous_id):
     a late event can join or split any of its visitor's sessions, so a visitor's sessions
     are rebuilt together or not at all. The cost follows the visitors who were active, not
-    the history. BigQuery rebuilds the table: dbt-bigquery has no delete+insert, and a merge
-    on session_id would keep the sessions a late event has merged away.
+    the history. On BigQuery the project adds delete+insert
+    (macros/bigquery_delete_insert.sql): a merge on session_id would keep the sessions a late
+    event has merged away.
     Not followed: a message whose deliveries name different visitors keeps the first
     visitor's session until a --full-refresh.
 -#}
-{%- set incremental = target.type != 'bigquery' %}
 {{
     config(
-        materialized=('incremental' if incremental else 'table'),
-        incremental_strategy=('delete+insert' if incremental else none),
-        unique_key=('anonymous_id' if incremental else none),
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='anonymous_id',
         on_schema_change='append_new_columns',
         partition_by=bq_partition_by('session_date'),
         cluster_by=bq_cluster_by(['anonymous_id']),
