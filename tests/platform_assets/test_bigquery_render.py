@@ -328,14 +328,14 @@ def _schema_fields(manifest: dict[str, Any], model: str) -> list[Any]:
     return [SchemaField(c["name"], c["data_type"].upper()) for c in node["columns"].values()]
 
 
-def run_bigquery_recorded(tmp: Path, model: str) -> list[str]:
+def run_bigquery_recorded(tmp: Path, model: str, manifest: dict[str, Any]) -> list[str]:
     """`dbt run -s model --target prod` against a BigQuery that exists only here: every
     relation exists with the model's contract columns, and each statement dbt sends is
     recorded and answered as an empty script. The materialization runs as it would in
-    production (dbt-bigquery's, with the project's overrides)."""
+    production (dbt-bigquery's, with the project's overrides). `manifest`: a compiled
+    manifest, for the model's contract columns."""
     from dbt.adapters.bigquery.column import BigQueryColumn
 
-    manifest = compile_bigquery(tmp / "compiled", "-s", model, relations_exist=True).manifest
     fields = _schema_fields(manifest, model)
     statements: list[str] = []
 
@@ -384,13 +384,15 @@ def run_bigquery_recorded(tmp: Path, model: str) -> list[str]:
     return statements
 
 
-def test_int_sessions_replaces_only_the_rebuilt_visitors_on_bigquery(tmp_path: Path) -> None:
+def test_int_sessions_replaces_only_the_rebuilt_visitors_on_bigquery(
+    tmp_path: Path, compiled: Compiled
+) -> None:
     """A refresh of int_sessions on BigQuery builds the sessions of the visitors with new
     events into a temporary table, then, in one transaction, deletes those visitors'
     sessions and inserts the new ones: no rebuild of the whole table (the scan of all of
     stg_events a table materialization costs at every refresh), no merge that would keep a
     session a late event merged away."""
-    statements = run_bigquery_recorded(tmp_path, "int_sessions")
+    statements = run_bigquery_recorded(tmp_path, "int_sessions", compiled.manifest)
     target = "`local-project`.`staging`.`int_sessions`"
     builds = [s for s in statements if re.search(r"create or replace table", s, re.I)]
     assert len(builds) == 1
@@ -418,11 +420,13 @@ def test_int_sessions_replaces_only_the_rebuilt_visitors_on_bigquery(tmp_path: P
     assert statements[-1] == f"-- drop {tmp.group(1)}"  # the temporary table goes
 
 
-def test_other_incremental_strategies_stay_dbt_bigquerys(tmp_path: Path) -> None:
+def test_other_incremental_strategies_stay_dbt_bigquerys(
+    tmp_path: Path, compiled: Compiled
+) -> None:
     """The project's delete+insert overrides the macros every BigQuery incremental model
     goes through: stg_events still replaces its day partitions with dbt-bigquery's
     insert_overwrite (a merge that deletes the replaced partitions' rows)."""
-    statements = run_bigquery_recorded(tmp_path, "stg_events")
+    statements = run_bigquery_recorded(tmp_path, "stg_events", compiled.manifest)
     scripts = [s.lower() for s in statements if "dbt_partitions_for_replacement" in s.lower()]
     assert len(scripts) == 1, statements
     assert "merge into `local-project`.`staging`.`stg_events`" in scripts[0]
