@@ -22,10 +22,18 @@ if VENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test its own node id: xdist hands tests out by node id, and of several with one
-    id it runs one. schemathesis names one item per API operation (tests/collector/
-    test_collector_fuzz.py) but leaves them all the test's node id under pytest 9 (it renames
-    `_nodeid`, which pytest 9 no longer reads): each gets the id pytest gives a named item."""
+    """The modules marked `long` first, and every test its own node id.
+
+    Long modules first: xdist hands whole modules to the test processes in collection order,
+    and the longest ones (a live platform each, minutes) came last, so one process often ran
+    the last of them alone. Started first, the short modules fill the other process meanwhile
+    (the order within a module is kept).
+
+    Node ids: xdist hands tests out by node id, and of several with one id it runs one.
+    schemathesis names one item per API operation (tests/collector/test_collector_fuzz.py)
+    but leaves them all the test's node id under pytest 9 (it renames `_nodeid`, which
+    pytest 9 no longer reads): each gets the id pytest gives a named item."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)  # stable
     ids = Counter(item.nodeid for item in items)
     for item in items:
         if ids[item.nodeid] > 1 and item.parent is not None:

@@ -30,6 +30,8 @@ from tests.platform_assets.shop_build import (
     run_dbt,
 )
 
+pytestmark = pytest.mark.long  # dbt builds of a whole shop, minutes
+
 
 @pytest.fixture
 def built(shop_build: Built) -> Built:

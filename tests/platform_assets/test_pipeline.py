@@ -23,7 +23,7 @@ from platform_core.settings import get_settings
 from tests.platform_assets.truth_events import BehaviourTruth
 from tests.platform_assets.truth_orders import OrdersTruth, read_rates
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from segment.analytics.client import Client
 from platform_assets.quality.config import CONSISTENCY
 from platform_core.contract import isoformat_z
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.long, pytest.mark.timeout(1800)]
 
 DOC_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "lineage.png"
 MART = dg.AssetKey(["mart", "mart_daily_sales"])

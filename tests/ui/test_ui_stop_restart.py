@@ -26,7 +26,7 @@ from devtools.dev.launch import (
     stop_dev,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.long, pytest.mark.timeout(1800)]
 
 STOP_LIMIT_SECONDS = 30
 
