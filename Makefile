@@ -10,8 +10,10 @@ endif
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
-# TEST_WORKERS test processes (pytest-xdist), a test module each at a time; 0 runs them in one
-PYTEST_PROCESSES = -n $(TEST_WORKERS) --dist loadfile
+# TEST_WORKERS test processes (pytest-xdist), a test module each at a time; 0 runs them in one.
+# Modules go out in collection order, the long ones first (tests/conftest.py), not xdist's
+# default of the most tests first, which left the few-test, minutes-long modules to the end.
+PYTEST_PROCESSES = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: help env generate-events demo dev dev-reset test test-fast lint format ui prepare clean docs docs-check
 

@@ -24,10 +24,11 @@ if VENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The modules marked `long` first, and every test its own node id.
 
-    Long modules first: xdist hands whole modules to the test processes in collection order,
-    and the longest ones (a live platform each, minutes) came last, so one process often ran
-    the last of them alone. Started first, the short modules fill the other process meanwhile
-    (the order within a module is kept).
+    Long modules first: `make test` has xdist hand whole modules to the test processes in
+    collection order (`--no-loadscope-reorder`; by default it sends the modules with the most
+    tests first, and the longest ones, a live platform each, have few and came last, so one
+    process ran the last of them alone). Started first, they run while the short modules fill
+    the other process (the order within a module is kept).
 
     Node ids: xdist hands tests out by node id, and of several with one id it runs one.
     schemathesis names one item per API operation (tests/collector/test_collector_fuzz.py)
