@@ -1,7 +1,9 @@
 """The live platform (`python -m devtools.dev`, what `make dev` runs) and a real browser.
 
-One platform per test session, on free ports and a private data directory, started the way a
-person starts it; the tests read the endpoints it prints. It sends no traffic of its own
+One platform per test module, on free ports and a private data directory, started the way a
+person starts it, and stopped when the module ends (`make test` starts these modules first:
+a platform or a Playwright event loop left running would slow or break the modules after
+them in the same process); the tests read the endpoints it prints. It sends no traffic of its own
 (DEV_EVENTS_PER_SECOND=0), so what a test sends is all that changes. Its first start
 backfills BACKFILL_DAYS past days: the daily quality rules judge yesterday against the days
 before it and judge nothing with fewer than MIN_TRAINING_POINTS of them. Headless Chromium is
@@ -38,7 +40,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDev]:
     # under /tmp with 0755: PostgreSQL runs as another user and must reach its data dir
     root = Path(tempfile.mkdtemp(prefix="make-dev-"))
@@ -54,7 +56,7 @@ def live_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningD
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")

@@ -2,7 +2,7 @@
 port, even with a run in flight; started again, it keeps its data, comes up without a
 backfill, and the run the stop cut short is marked failed (it would hold the warehouse pool).
 
-Runs after the other tests of this folder (file order): it stops the session's platform.
+It has a platform of its own (the fixture is per module): it stops it.
 """
 
 from __future__ import annotations
