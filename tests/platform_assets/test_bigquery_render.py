@@ -83,15 +83,38 @@ class Compiled:
         return self.models()[name]["compiled_code"]
 
 
-def compile_bigquery(tmp: Path, *args: str, relations_exist: bool = False) -> Compiled:
+def invoke_offline(tmp: Path, command: str, *args: str, patches: list[Any]) -> Path:
+    """`dbt <command> --target prod` with no BigQuery behind it (the connection opened
+    offline, `patches` on top); returns the target path. Fails the test if dbt fails."""
     target_path = tmp / "target"
-    patches = [
+    active = [
         mock.patch.dict(os.environ, ENV),
         mock.patch(
             "dbt.adapters.bigquery.connections.BigQueryConnectionManager.open",
             classmethod(_offline_open),
         ),
+        *patches,
     ]
+    for patch in active:
+        patch.start()
+    try:
+        result = dbtRunner().invoke(
+            [
+                command, "--target", "prod",
+                "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
+                "--target-path", str(target_path), "--log-path", str(tmp / "logs"),
+                "--no-partial-parse", "--quiet", *args,
+            ]
+        )  # fmt: skip
+    finally:
+        for patch in reversed(active):
+            patch.stop()
+    assert result.success, f"dbt {command} failed: {result.exception}"
+    return target_path
+
+
+def compile_bigquery(tmp: Path, *args: str, relations_exist: bool = False) -> Compiled:
+    patches = []
     if relations_exist:
         patches += [
             mock.patch(
@@ -102,21 +125,7 @@ def compile_bigquery(tmp: Path, *args: str, relations_exist: bool = False) -> Co
                 _watermarked_columns,
             ),
         ]
-    for patch in patches:
-        patch.start()
-    try:
-        result = dbtRunner().invoke(
-            [
-                "compile", "--target", "prod", "--no-introspect",
-                "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-                "--target-path", str(target_path), "--log-path", str(tmp / "logs"),
-                "--no-partial-parse", "--quiet", *args,
-            ]
-        )  # fmt: skip
-    finally:
-        for patch in reversed(patches):
-            patch.stop()
-    assert result.success, f"dbt compile failed: {result.exception}"
+    target_path = invoke_offline(tmp, "compile", "--no-introspect", *args, patches=patches)
     manifest = json.loads((target_path / "manifest.json").read_text())
     return Compiled(target_path, manifest)
 
@@ -354,11 +363,6 @@ def run_bigquery_recorded(tmp: Path, model: str, manifest: dict[str, Any]) -> li
         statements.append(f"-- drop {relation}")
 
     patches = [
-        mock.patch.dict(os.environ, ENV),
-        mock.patch(
-            "dbt.adapters.bigquery.connections.BigQueryConnectionManager.open",
-            classmethod(_offline_open),
-        ),
         mock.patch("dbt.adapters.bigquery.impl.BigQueryAdapter.get_relation", _existing_relation),
         mock.patch(
             "dbt.adapters.bigquery.connections.BigQueryConnectionManager.raw_execute", raw_execute
@@ -366,21 +370,7 @@ def run_bigquery_recorded(tmp: Path, model: str, manifest: dict[str, Any]) -> li
         mock.patch("dbt.adapters.bigquery.impl.BigQueryAdapter.get_columns_in_relation", columns),
         mock.patch("dbt.adapters.bigquery.impl.BigQueryAdapter.drop_relation", drop),
     ]
-    for patch in patches:
-        patch.start()
-    try:
-        result = dbtRunner().invoke(
-            [
-                "run", "--target", "prod", "-s", model,
-                "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-                "--target-path", str(tmp / "target"), "--log-path", str(tmp / "logs"),
-                "--no-partial-parse", "--quiet",
-            ]
-        )  # fmt: skip
-    finally:
-        for patch in reversed(patches):
-            patch.stop()
-    assert result.success, f"dbt run failed: {result.exception}"
+    invoke_offline(tmp, "run", "-s", model, patches=patches)
     return statements
 
 
